@@ -1,0 +1,108 @@
+/**
+ * The few libc calls verbs work needs: errno, mmap/msync for file-backed memory, file
+ * descriptors for those mappings, positional I/O for the backing store, rlimits and
+ * `poll` for completion channels.
+ *
+ * @module
+ */
+
+const symbols = {
+  __errno_location: { parameters: [], result: "pointer" }, // int *__errno_location(void)
+  strerror: { parameters: ["i32"], result: "pointer" }, // char *strerror(int errnum)
+  getpagesize: { parameters: [], result: "i32" }, // int getpagesize(void)
+  getrlimit: {
+    parameters: [
+      "i32", // int resource
+      "buffer", // struct rlimit *rlim
+    ],
+    result: "i32",
+  },
+  mmap: {
+    parameters: [
+      "pointer", // void *addr
+      "usize", // size_t length
+      "i32", // int prot
+      "i32", // int flags
+      "i32", // int fd
+      "i64", // off_t offset
+    ],
+    result: "pointer",
+  },
+  munmap: { parameters: ["pointer", "usize"], result: "i32" }, // int munmap(void *addr, size_t length)
+  msync: { parameters: ["pointer", "usize", "i32"], result: "i32" }, // int msync(void *addr, size_t length, int flags)
+  open: { parameters: ["buffer", "i32", "u32"], result: "i32" }, // int open(const char *path, int flags, mode_t mode)
+  close: { parameters: ["i32"], result: "i32" }, // int close(int fd)
+  ftruncate: { parameters: ["i32", "i64"], result: "i32" }, // int ftruncate(int fd, off_t length)
+  fdatasync: { parameters: ["i32"], result: "i32" }, // int fdatasync(int fd)
+  pwrite: { parameters: ["i32", "pointer", "usize", "i64"], result: "isize" }, // ssize_t pwrite(int fd, const void *buf, size_t n, off_t off)
+  pread: { parameters: ["i32", "pointer", "usize", "i64"], result: "isize" }, // ssize_t pread(int fd, void *buf, size_t n, off_t off)
+  poll: {
+    parameters: [
+      "buffer", // struct pollfd *fds
+      "u64", // nfds_t nfds
+      "i32", // int timeout (ms)
+    ],
+    result: "i32",
+    nonblocking: true, // waits on Deno's blocking pool; errno is unreliable afterwards
+  },
+  fcntl: { parameters: ["i32", "i32", "i32"], result: "i32" }, // int fcntl(int fd, int cmd, int arg)
+} as const satisfies Deno.ForeignLibraryInterface;
+
+/** libc, loaded once. */
+export const libc: Deno.DynamicLibrary<typeof symbols> = Deno.dlopen(
+  Deno.env.get("RRL_LIBC") ?? "libc.so.6",
+  symbols,
+);
+
+// errno is thread-local: this is the JS thread's, where every synchronous call runs.
+const errnoCell = new Int32Array(
+  Deno.UnsafePointerView.getArrayBuffer(libc.symbols.__errno_location()!, 4),
+);
+
+/**
+ * The JS thread's `errno`. Read it by a synchronous call right after the failing
+ * synchronous call: a `nonblocking` call runs on another thread.
+ */
+export function errno(): number {
+  return errnoCell[0];
+}
+
+/** Sets the JS thread's `errno` (fault injection makes a verb look as if it failed). */
+export function setErrno(value: number): void {
+  errnoCell[0] = value;
+}
+
+/** libc's message for an errno value. */
+export function strerror(code: number): string {
+  const ptr = libc.symbols.strerror(code);
+  return ptr ? Deno.UnsafePointerView.getCString(ptr) : `errno ${code}`;
+}
+
+/** The page size (4096 on x86-64). */
+export const pageSize: number = libc.symbols.getpagesize();
+
+/** `RLIMIT_MEMLOCK` in bytes (`Infinity` when unlimited): what `ulimit -l` caps. */
+export function lockedMemoryLimit(): number {
+  const buf = new BigUint64Array(new ArrayBuffer(16));
+  const RLIMIT_MEMLOCK = 8;
+  if (libc.symbols.getrlimit(RLIMIT_MEMLOCK, buf) !== 0) return NaN;
+  return buf[0] === 0xffff_ffff_ffff_ffffn ? Infinity : Number(buf[0]);
+}
+
+/** mmap/msync/open constants for Linux x86-64. */
+export const PROT_READ = 1, PROT_WRITE = 2;
+/** mmap flags. */
+export const MAP_SHARED = 0x01,
+  MAP_PRIVATE = 0x02,
+  MAP_ANONYMOUS = 0x20,
+  MAP_SHARED_VALIDATE = 0x03,
+  MAP_SYNC = 0x80000,
+  MAP_POPULATE = 0x8000;
+/** msync flags. */
+export const MS_SYNC = 4;
+/** open flags. */
+export const O_RDONLY = 0, O_RDWR = 2, O_CREAT = 0o100, O_CLOEXEC = 0o2000000;
+/** fcntl commands and flags. */
+export const F_GETFL = 3, F_SETFL = 4, O_NONBLOCK = 0o4000;
+/** poll events. */
+export const POLLIN = 0x001;

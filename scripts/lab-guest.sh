@@ -60,5 +60,6 @@ if [ "${RRL_LAB_PAIR:-pair}" != none ]; then
     exit
   fi
 fi
-bash "$rrl_run/cmd.sh" </dev/null
-rc=$?
+# Through a pipe, not the serial tty: tools print plain lines instead of redrawing them.
+bash "$rrl_run/cmd.sh" </dev/null 2>&1 | cat
+rc=${PIPESTATUS[0]}

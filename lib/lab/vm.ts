@@ -194,8 +194,18 @@ function readExitFile(runDir: string): number | undefined {
   }
 }
 
+const staleRunDirMs = 24 * 3600 * 1000;
+
 async function prepareRunDir(options: LabRunOptions): Promise<string> {
   await Deno.mkdir(`${labDir}/vm`, { recursive: true });
+  // A runner killed with SIGKILL cannot remove its folder; sweep day-old ones.
+  for await (const entry of Deno.readDir(`${labDir}/vm`)) {
+    const path = `${labDir}/vm/${entry.name}`;
+    const mtime = (await Deno.stat(path)).mtime?.getTime() ?? Date.now();
+    if (Date.now() - mtime > staleRunDirMs) {
+      await Deno.remove(path, { recursive: true }).catch(() => {});
+    }
+  }
   const runDir = await Deno.makeTempDir({ dir: `${labDir}/vm`, prefix: "run-" });
   const env = await labEnvironment({
     ...options.env,

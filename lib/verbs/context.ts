@@ -8,6 +8,7 @@ import { IBV_LINK_LAYER, IBV_PORT_STATE } from "../../ffi/verbs_constants.ts";
 import { ibvContext, ibvDeviceAttr, ibvPortAttr } from "../../ffi/verbs_types.ts";
 import { verbs } from "../../ffi/verbs.ts";
 import { callDestroy, callInt, callPointer } from "./call.ts";
+import { VerbsError } from "./errors.ts";
 import { formatGid, gidType, ipv4OfGid } from "./gid.ts";
 import { brandPointer, type ContextPtr, type DevicePtr } from "./handles.ts";
 import { Resource } from "./resource.ts";
@@ -22,11 +23,14 @@ export function listDevices(): string[] {
 
 function withDeviceList<T>(fn: (devices: { name: string; ptr: DevicePtr }[]) => T): T {
   const count = new Int32Array(new ArrayBuffer(4));
-  const list = callPointer(
-    "ibv_get_device_list",
-    () => "",
-    () => verbs().ibv_get_device_list(count),
-  );
+  let list: Deno.PointerObject;
+  try {
+    list = callPointer("ibv_get_device_list", () => "", () => verbs().ibv_get_device_list(count));
+  } catch (error) {
+    // ENOSYS: the kernel has no uverbs at all, which means no devices.
+    if (error instanceof VerbsError && error.errnoName === "ENOSYS") return fn([]);
+    throw error;
+  }
   try {
     const view = new Deno.UnsafePointerView(list);
     const devices = [];

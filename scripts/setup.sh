@@ -108,6 +108,7 @@ fetch_backports_kernel() { # prints the version it unpacked, or fails
   ver=$(apt_private apt-cache pkgnames linux-binary- 2>/dev/null |
     sed -n 's/^linux-binary-\([0-9][0-9.]*+deb[0-9]*\)-amd64$/\1/p' | sort -V | tail -n 1)
   [ -n "$ver" ] || return 1
+  if [ -f "$lab/kernel/$ver-amd64/vmlinuz" ]; then echo "$ver-amd64" && return 0; fi
   (cd "$lab/debs" && apt_private apt-get download -qq "linux-binary-$ver-amd64" \
     "linux-modules-$ver-amd64" >>"$lab/apt-kernel.log" 2>&1) || return 1
   unpack_kernel "$ver-amd64" "$lab"/debs/linux-binary-"$ver"-amd64_*.deb \
@@ -120,6 +121,7 @@ fetch_bookworm_kernel() { # Debian 12's own kernel, from the system's sources
   pkg=$(apt-cache pkgnames linux-image-6.1.0- 2>/dev/null | grep -E '^linux-image-6\.1\.0-[0-9]+-amd64$' |
     sort -V | tail -n 1)
   [ -n "$pkg" ] || return 1
+  if [ -f "$lab/kernel/${pkg#linux-image-}/vmlinuz" ]; then echo "${pkg#linux-image-}" && return 0; fi
   mkdir -p "$lab/debs"
   (cd "$lab/debs" && apt-get download -qq "$pkg" >>"$lab/apt-kernel.log" 2>&1) || return 1
   unpack_kernel "${pkg#linux-image-}" "$lab"/debs/"$pkg"_*.deb
@@ -148,16 +150,32 @@ unpack_kernel() { # VERSION DEB... -> .lab/kernel/VERSION/{vmlinuz,lib/modules/V
 
 if [ "$mode" = vm ]; then
   kernel_env="$lab/kernel.env"
-  if [ ! -f "$kernel_env" ] || [ -n "${RRL_KERNEL_REFRESH:-}" ]; then
-    step "fetching the newest Debian kernel from trixie-backports (Soft-RoCE pairs need Linux 7.1+)"
-    if ver=$(fetch_backports_kernel); then
-      printf 'KERNEL_VERSION=%s\nKERNEL_SUITE=trixie-backports\nKERNEL_NETNS_RXE=yes\n' "$ver" >"$kernel_env"
+  want_suite=${RRL_KERNEL_SUITE:-}
+  case "$want_suite" in "" | trixie-backports | bookworm) ;;
+  *) die "RRL_KERNEL_SUITE=$want_suite is not trixie-backports or bookworm" ;;
+  esac
+  have_suite=$(sed -n 's/^KERNEL_SUITE=//p' "$kernel_env" 2>/dev/null || true)
+  refetch=0
+  [ -f "$kernel_env" ] || refetch=1
+  [ -n "${RRL_KERNEL_REFRESH:-}" ] && refetch=1
+  [ -n "$want_suite" ] && [ "$want_suite" != "$have_suite" ] && refetch=1
+  record() { printf 'KERNEL_VERSION=%s\nKERNEL_SUITE=%s\nKERNEL_NETNS_RXE=%s\n' "$1" "$2" "$3" >"$kernel_env"; }
+  if [ $refetch = 1 ]; then
+    if [ "$want_suite" = bookworm ]; then
+      step "fetching Debian 12's own kernel (RRL_KERNEL_SUITE=bookworm: namespace pairs will not work, loopback only)"
+      ver=$(fetch_bookworm_kernel) || die "Debian 12's kernel could not be fetched (see .lab/apt-kernel.log)"
+      record "$ver" bookworm no
     else
-      say "warning: trixie-backports could not be reached (see .lab/apt-kernel.log);" \
-        "falling back to Debian 12's own 6.1 kernel: namespace pairs will NOT carry traffic" \
-        "there, the lab will use the single-device loopback topology"
-      ver=$(fetch_bookworm_kernel) || die "no Debian kernel could be fetched (see .lab/apt-kernel.log)"
-      printf 'KERNEL_VERSION=%s\nKERNEL_SUITE=bookworm\nKERNEL_NETNS_RXE=no\n' "$ver" >"$kernel_env"
+      step "fetching the newest Debian kernel from trixie-backports (Soft-RoCE pairs need Linux 7.1+)"
+      if ver=$(fetch_backports_kernel); then
+        record "$ver" trixie-backports yes
+      else
+        say "warning: trixie-backports could not be reached (see .lab/apt-kernel.log);" \
+          "falling back to Debian 12's own 6.1 kernel: namespace pairs will NOT carry traffic" \
+          "there, the lab will use the single-device loopback topology"
+        ver=$(fetch_bookworm_kernel) || die "no Debian kernel could be fetched (see .lab/apt-kernel.log)"
+        record "$ver" bookworm no
+      fi
     fi
     rm -f "$lab"/debs/*.deb
     say "lab kernel $ver recorded in .lab/kernel.env"

@@ -26,8 +26,8 @@ addr_a=${RRL_ADDR_A:-192.0.2.1} addr_b=${RRL_ADDR_B:-192.0.2.2}
 loopback=0 verify=1
 
 say() { printf 'softroce-pair: %s\n' "$*" >&2; }
-die() {
-  say "error: $*"
+die() { # MESSAGE [EXIT_CODE]
+  say "error: $1"
   exit "${2:-1}"
 }
 usage() {
@@ -145,8 +145,8 @@ up() {
     local want=pair
     [ $loopback = 1 ] && want=loopback
     # shellcheck disable=SC1090
-    (. "$state" && [ "$TOPOLOGY" = "$want" ]) || die "a $( (. "$state" && echo "$TOPOLOGY"))" \
-      "topology is up already: run 'softroce-pair.sh down' first"
+    (. "$state" && [ "$TOPOLOGY" = "$want" ]) ||
+      die "a $( (. "$state" && echo "$TOPOLOGY")) topology is up already: run 'softroce-pair.sh down' first"
   fi
   write_state # first, so that 'down' finds what a half-failed 'up' made
   if [ $loopback = 1 ]; then

@@ -11,7 +11,7 @@ import {
   IBV_WR_OPCODE as O,
 } from "../../ffi/verbs_constants.ts";
 import { recvDescriptor, sendDescriptor } from "../../lib/verbs/work_requests.ts";
-import { openPair, pollUntil, type Side } from "./support/verbs_pair.ts";
+import { labTopology, openPair, pollUntil, type Side } from "./support/verbs_pair.ts";
 
 const send = sendDescriptor();
 const recv = recvDescriptor();
@@ -45,8 +45,18 @@ function one(side: Side, cq: "sendCq" | "recvCq") {
   return fields!;
 }
 
+const topology = labTopology();
+if (topology.kind !== "pair") {
+  console.log(
+    "skipping the pair variant: this kernel's rxe cannot carry traffic between namespaces (loopback topology)",
+  );
+}
+
 for (const kind of ["pair", "loopback"] as const) {
-  Deno.test(`verbs on ${kind}: WRITE, READ, SEND, WRITE_WITH_IMM, inline SEND, chained WRITE+SEND`, async (t) => {
+  Deno.test({
+    name: `verbs on ${kind}: WRITE, READ, SEND, WRITE_WITH_IMM, inline SEND, chained WRITE+SEND`,
+    ignore: kind === "pair" && topology.kind !== "pair",
+  }, async (t) => {
     using pair = openPair(kind);
     const { a, b } = pair;
 

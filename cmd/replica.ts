@@ -1,0 +1,144 @@
+/**
+ * `deno run -A cmd/replica.ts --device rxeb --host 192.0.2.2 [options]`: serves primaries,
+ * one session at a time, until SIGINT/SIGTERM (or after one session with `--once`).
+ *
+ * @module
+ */
+import { Command, Option } from "@commander-js/extra-typings";
+import { AckStatus } from "../lib/log/ack.ts";
+import { parseBytes } from "../lib/bench/workload.ts";
+import { Replica, type ReplicaStats } from "../lib/replication/replica.ts";
+import { ReplicaVerifier } from "../lib/replication/verify.ts";
+import { checkDenoVersion } from "../lib/version.ts";
+import { parseIntOption, readSecret, runCommand } from "./options.ts";
+
+/** Serves; resolves with 0 after a clean stop, 1 on failure, 2 on usage errors. */
+export function run(args: string[]): Promise<number> {
+  const program = new Command("replica")
+    .description(
+      "Serve as the replica: accept a primary's bootstrap on TCP (shared secret), connect an\n" +
+        "RC QP, and answer each log (RDMA WRITE of data + SEND of its record) with an ack after\n" +
+        "checking sequence, placement and CRC32C. One session at a time.",
+    )
+    .requiredOption("-d, --device <name>", "RDMA device (e.g. rxeb)")
+    .option("--host <address>", "address to bind the control port to", "0.0.0.0")
+    .option("-p, --port <port>", "control (TCP) port; 0 picks one", parseIntOption(0, 65535), 18515)
+    .option("--secret <secret>", "shared secret (or RRL_SECRET); 8+ bytes")
+    .option("--gid-index <n>", "GID index (default: the RoCEv2 IPv4 GID)", parseIntOption(0, 255))
+    .option("--ring <size>", "data ring size, e.g. 16m (must equal the primary's)", "16m")
+    .option(
+      "--slots <n>",
+      "posted RECVs = the primary's maximum depth",
+      parseIntOption(1, 1024),
+      64,
+    )
+    .option("--max-log <size>", "largest log accepted, e.g. 1m (default min(1m, ring/2))")
+    .option(
+      "--spin-us <us>",
+      "busy-poll before sleeping on the completion channel",
+      parseIntOption(0, 100000),
+      200,
+    )
+    .option("--once", "exit after the first session ends")
+    .option(
+      "--verify-seed <seed>",
+      "check every log's bytes against the workload of this seed",
+      parseIntOption(0, 2 ** 32 - 1),
+    )
+    .option(
+      "--slow-us <us>",
+      "stall this long per log before the ack (tests credits)",
+      parseIntOption(0, 10_000_000),
+    )
+    .addOption(
+      new Option(
+        "--fault <seq:STATUS>",
+        "answer STATUS (e.g. CRC_MISMATCH) to log SEQ instead of accepting it",
+      ),
+    )
+    .option("--json", "print the final statistics as JSON on stdout")
+    .option("--ready-file <path>", "write the bound port here once listening (for scripts)");
+  return runCommand(program, args, async (opts) => {
+    checkDenoVersion();
+    const secret = readSecret(opts.secret);
+    const fault = opts.fault ? parseFault(opts.fault) : undefined;
+    const verifier = opts.verifySeed !== undefined
+      ? new ReplicaVerifier(opts.verifySeed)
+      : undefined;
+    const slowUs = opts.slowUs ?? 0;
+    const replica = await Replica.listen({
+      device: opts.device,
+      gidIndex: opts.gidIndex,
+      hostname: opts.host,
+      port: opts.port,
+      secret,
+      ringBytes: parseBytes(opts.ring, "--ring"),
+      metaSlots: opts.slots,
+      maxLogBytes: opts.maxLog ? parseBytes(opts.maxLog, "--max-log") : undefined,
+      spinUs: opts.spinUs,
+      faultStatus: fault ? (seq) => (seq === fault.seq ? fault.status : undefined) : undefined,
+      persist: verifier || slowUs
+        ? (log) => {
+          verifier?.check(log);
+          if (slowUs) stall(slowUs);
+          return true;
+        }
+        : undefined,
+    });
+    if (opts.readyFile) await Deno.writeTextFile(opts.readyFile, `${replica.port}\n`);
+    const stop = Promise.withResolvers<void>();
+    const onSignal = () => stop.resolve();
+    Deno.addSignalListener("SIGINT", onSignal);
+    Deno.addSignalListener("SIGTERM", onSignal);
+    try {
+      if (opts.once) {
+        await Promise.race([stop.promise, waitForSessionEnd(replica)]);
+      } else {
+        await stop.promise;
+      }
+    } finally {
+      Deno.removeSignalListener("SIGINT", onSignal);
+      Deno.removeSignalListener("SIGTERM", onSignal);
+      await replica.close();
+    }
+    const stats = replica.stats();
+    const report = { ...stats, verify: verifier?.value() };
+    if (opts.json) console.log(JSON.stringify(report));
+    else console.error(describe(stats, verifier));
+    return verifier && verifier.value().mismatches > 0 ? 1 : 0;
+  });
+}
+
+async function waitForSessionEnd(replica: Replica): Promise<void> {
+  const pollMs = 20;
+  while (replica.stats().sessions === 0 || replica.stats().sessionActive) {
+    await new Promise((r) => setTimeout(r, pollMs));
+  }
+  await replica.sessionEnded();
+}
+
+function stall(us: number): void {
+  const until = performance.now() + us / 1000;
+  while (performance.now() < until) { /* a stalled replica: spin */ }
+}
+
+function parseFault(spec: string): { seq: number; status: number } {
+  const match = /^(\d+):([A-Z_]+)$/.exec(spec);
+  const status = match ? AckStatus[match[2] as keyof typeof AckStatus] : undefined;
+  if (!match || status === undefined || status === AckStatus.OK) {
+    const names = Object.keys(AckStatus).filter((n) => n !== "OK").join(", ");
+    throw new RangeError(`--fault '${spec}' is not SEQ:STATUS with STATUS one of ${names}`);
+  }
+  return { seq: Number(match[1]), status };
+}
+
+function describe(s: ReplicaStats, verifier?: ReplicaVerifier): string {
+  const refused = Object.entries(s.refused).map(([k, v]) => `${k} ${v}`).join(", ") || "none";
+  const verify = verifier
+    ? `, verified ${verifier.value().checked} (mismatches ${verifier.value().mismatches})`
+    : "";
+  return `replica: ${s.sessions} session(s), ${s.accepted} logs (${s.acceptedBytes} B) accepted, ` +
+    `refused: ${refused}${verify}; next seq ${s.nextSeq}; digest ${s.digest.digest} over ${s.digest.count} logs`;
+}
+
+if (import.meta.main) Deno.exit(await run(Deno.args));

@@ -1,0 +1,140 @@
+/**
+ * Latency and throughput summaries (an HDR histogram from `hdr-histogram-js`) and a
+ * progress bar (`cli-progress`) that only draws on a terminal.
+ *
+ * @example
+ * ```ts
+ * import { formatSummary, LatencyRecorder } from "./summary.ts";
+ * const recorder = new LatencyRecorder();
+ * const t0 = performance.now();
+ * for (let i = 0; i < 1000; i++) recorder.record(150 + (i % 50), 4096);
+ * console.log(formatSummary(recorder.summary(performance.now() - t0)));
+ * ```
+ *
+ * @module
+ */
+import cliProgress from "cli-progress";
+import * as hdr from "hdr-histogram-js";
+
+/** Largest latency the histogram resolves (60 s); longer ones count as 60 s. */
+export const latencyUsMax = 60_000_000;
+
+/** What a run measured; latencies in microseconds, MB/s in 10^6 bytes per second. */
+export interface LatencySummary {
+  count: number;
+  ops_per_s: number;
+  mb_per_s: number;
+  p50: number;
+  p90: number;
+  p99: number;
+  p999: number;
+  max: number;
+}
+
+/**
+ * Records latencies (µs) and bytes per op into an HDR histogram with 3 significant
+ * digits and 1 ns resolution; `record` allocates nothing.
+ */
+export class LatencyRecorder {
+  #histogram: hdr.Histogram;
+  #bytes = 0;
+
+  /** Builds the histogram once (a few hundred KiB of counters, no auto-resize). */
+  constructor() {
+    this.#histogram = hdr.build({
+      lowestDiscernibleValue: 1,
+      highestTrackableValue: latencyUsMax * 1000,
+      numberOfSignificantValueDigits: 3,
+      autoResize: false,
+      useWebAssembly: false,
+    });
+  }
+
+  /** Records one op: its latency in µs (negative or NaN throws) and the bytes it moved. */
+  record(latencyUs: number, bytes = 0): void {
+    if (!(latencyUs >= 0)) {
+      throw new RangeError(`Cannot record latency ${latencyUs} µs: pass a number ≥ 0`);
+    }
+    const ns = Math.round(latencyUs * 1000);
+    this.#histogram.recordValue(ns < 1 ? 1 : ns > latencyUsMax * 1000 ? latencyUsMax * 1000 : ns);
+    this.#bytes += bytes;
+  }
+
+  /** Ops recorded so far. */
+  get count(): number {
+    return this.#histogram.totalCount;
+  }
+
+  /** Bytes recorded so far. */
+  get bytes(): number {
+    return this.#bytes;
+  }
+
+  /** The summary over `elapsedMs` of wall time (the rates' denominator; must be > 0). */
+  summary(elapsedMs: number): LatencySummary {
+    if (!(elapsedMs > 0) || !Number.isFinite(elapsedMs)) {
+      throw new RangeError(`Cannot summarize over ${elapsedMs} ms: pass the run's wall time > 0`);
+    }
+    const h = this.#histogram;
+    const us = (percentile: number) => h.getValueAtPercentile(percentile) / 1000;
+    const count = h.totalCount;
+    return {
+      count,
+      ops_per_s: count / (elapsedMs / 1000),
+      mb_per_s: this.#bytes / 1e6 / (elapsedMs / 1000),
+      p50: count ? us(50) : 0,
+      p90: count ? us(90) : 0,
+      p99: count ? us(99) : 0,
+      p999: count ? us(99.9) : 0,
+      max: count ? h.maxValue / 1000 : 0,
+    };
+  }
+
+  /** Forgets every recorded op. */
+  reset(): void {
+    this.#histogram.reset();
+    this.#bytes = 0;
+  }
+}
+
+/** One line like `count=5000 ops/s=3669 MB/s=15.0 p50=174.0us ... max=2310.0us`. */
+export function formatSummary(s: LatencySummary): string {
+  const us = (v: number) => `${v.toFixed(1)}us`;
+  return `count=${s.count} ops/s=${s.ops_per_s.toFixed(0)} MB/s=${s.mb_per_s.toFixed(1)} ` +
+    `p50=${us(s.p50)} p90=${us(s.p90)} p99=${us(s.p99)} p999=${us(s.p999)} max=${us(s.max)}`;
+}
+
+/** A progress display: {@linkcode progress} returns one. */
+export interface Progress {
+  /** Sets the number of finished items. */
+  update(done: number): void;
+  /** Stops the bar and ends its line; idempotent. */
+  stop(): void;
+}
+
+/**
+ * A progress bar on stderr for `total` items, drawn only when stderr is a terminal; on a
+ * pipe, a file or CI it prints nothing at all.
+ */
+export function progress(total: number, label: string): Progress {
+  if (!Number.isSafeInteger(total) || total < 1) {
+    throw new RangeError(`Cannot show progress of ${total} items: pass an integer ≥ 1`);
+  }
+  if (!Deno.stderr.isTerminal()) return { update() {}, stop() {} };
+  const bar = new cliProgress.SingleBar({
+    format: `${label} [{bar}] {percentage}% {value}/{total} eta {eta}s`,
+    hideCursor: true,
+    fps: 5,
+  }, cliProgress.Presets.shades_classic);
+  bar.start(total, 0);
+  let stopped = false;
+  return {
+    update(done: number) {
+      if (!stopped) bar.update(done);
+    },
+    stop() {
+      if (!stopped) bar.stop();
+      stopped = true;
+    },
+  };
+}

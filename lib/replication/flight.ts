@@ -1,0 +1,108 @@
+/**
+ * The primary's records in flight: a preallocated pool of entries and the FIFO of records
+ * posted and not yet answered (acks come back in the order records were sent).
+ *
+ * @module
+ */
+import { InvariantError } from "../assert.ts";
+import type { Ack } from "../log/ack.ts";
+
+/** What a record in flight is. */
+export const Kind = { LOG: 0, SKIP: 1, NOP: 2, RAW: 3 } as const;
+
+/** The result of a replicated log. */
+export interface ReplicatedLog {
+  seq: number;
+  lba: number;
+  length: number;
+  /** Offset of the data in both rings. */
+  offset: number;
+  /** Submission to OK ack, microseconds. */
+  latencyUs: number;
+  /** Times the log was posted again after an earlier log's refusal. */
+  resends: number;
+}
+
+/** One record in flight (reused). */
+export class Entry {
+  kind: number = Kind.LOG;
+  seq = 0;
+  offset = 0;
+  length = 0;
+  /** Ring position after the log (its gap included before it). */
+  end = 0;
+  lba = 0;
+  lbaFlags = 0;
+  crc = 0;
+  /** When the caller submitted it (ms). */
+  submitted = 0;
+  /** When it was last posted (ms). */
+  posted = 0;
+  resends = 0;
+  resolve: ((log: ReplicatedLog) => void) | undefined = undefined;
+  /** For a RAW record: receives the ack as it came. */
+  onAck: ((ack: Ack) => void) | undefined = undefined;
+  reject: ((error: Error) => void) | undefined = undefined;
+}
+
+/** A pool of `capacity` entries and a FIFO over them. */
+export class Flight {
+  readonly #free: Entry[] = [];
+  readonly #fifo: (Entry | undefined)[];
+  #head = 0;
+  #count = 0;
+
+  /** `capacity` entries: the depth plus room for a SKIP and a NOP. */
+  constructor(readonly capacity: number) {
+    for (let i = 0; i < capacity; i++) this.#free.push(new Entry());
+    this.#fifo = new Array(capacity).fill(undefined);
+  }
+
+  /** Records in flight. */
+  get count(): number {
+    return this.#count;
+  }
+
+  /** A free entry, reset. */
+  take(kind: number): Entry {
+    const e = this.#free.pop();
+    if (!e) throw new InvariantError(`no free flight entry (capacity ${this.capacity})`);
+    e.kind = kind;
+    e.resends = 0;
+    e.resolve = undefined;
+    e.reject = undefined;
+    e.onAck = undefined;
+    return e;
+  }
+
+  /** Returns an entry to the pool. */
+  give(e: Entry): void {
+    e.resolve = undefined;
+    e.reject = undefined;
+    this.#free.push(e);
+  }
+
+  /** Appends a posted record. */
+  push(e: Entry): void {
+    if (this.#count >= this.capacity) {
+      throw new InvariantError(`flight FIFO full (${this.capacity})`);
+    }
+    this.#fifo[(this.#head + this.#count) % this.capacity] = e;
+    this.#count++;
+  }
+
+  /** The oldest unanswered record, or undefined. */
+  peek(): Entry | undefined {
+    return this.#count > 0 ? this.#fifo[this.#head] : undefined;
+  }
+
+  /** Removes and returns the oldest unanswered record. */
+  shift(): Entry {
+    const e = this.#fifo[this.#head];
+    if (this.#count === 0 || !e) throw new InvariantError("flight FIFO empty");
+    this.#fifo[this.#head] = undefined;
+    this.#head = (this.#head + 1) % this.capacity;
+    this.#count--;
+    return e;
+  }
+}

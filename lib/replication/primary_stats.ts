@@ -1,0 +1,70 @@
+/**
+ * The primary's counters and its latency histogram (submission to OK ack).
+ *
+ * @module
+ */
+import { LatencyRecorder, type LatencySummary } from "../bench/summary.ts";
+
+/** A snapshot of {@linkcode PrimaryStats}. */
+export interface PrimaryStatsValue {
+  posted: number;
+  ackedLogs: number;
+  ackedBytes: number;
+  refused: number;
+  failed: number;
+  resends: number;
+  skips: number;
+  admissionWaits: number;
+  maxAheadBytes: number;
+  inFlight: number;
+  nextSeq: number;
+  /** The replica's released position (credits) and this side's write position. */
+  released: number;
+  writePos: number;
+  elapsedMs: number;
+  /** Ops/s, MB/s and latency percentiles (µs) of the acked logs. */
+  summary: LatencySummary;
+}
+
+/** Counters fed by the engine. */
+export class PrimaryStats {
+  posted = 0;
+  refused = 0;
+  failed = 0;
+  resends = 0;
+  skips = 0;
+  admissionWaits = 0;
+  /** Most bytes ever placed beyond the replica's released position (≤ ringBytes). */
+  maxAheadBytes = 0;
+  readonly #started = performance.now();
+  readonly #latency = new LatencyRecorder();
+
+  /** Counts an acked log and its latency. */
+  acked(length: number, latencyUs: number): void {
+    this.#latency.record(latencyUs, length);
+  }
+
+  /** A snapshot; `engine` supplies the live positions. */
+  value(
+    engine: { inFlight: number; nextSeq: number; released: number; ring: { writePos: number } },
+  ): PrimaryStatsValue {
+    const elapsedMs = Math.max(performance.now() - this.#started, 0.001);
+    return {
+      posted: this.posted,
+      ackedLogs: this.#latency.count,
+      ackedBytes: this.#latency.bytes,
+      refused: this.refused,
+      failed: this.failed,
+      resends: this.resends,
+      skips: this.skips,
+      admissionWaits: this.admissionWaits,
+      maxAheadBytes: this.maxAheadBytes,
+      inFlight: engine.inFlight,
+      nextSeq: engine.nextSeq,
+      released: engine.released,
+      writePos: engine.ring.writePos,
+      elapsedMs,
+      summary: this.#latency.summary(elapsedMs),
+    };
+  }
+}

@@ -1,0 +1,156 @@
+/**
+ * What a replica keeps across sessions: its data ring (memory, MR, placement cursor), the
+ * next expected sequence number, the digest of accepted logs, and counters. And the
+ * check of one record against that state (docs/protocol.md, "Ordering and completion",
+ * step 3), which changes the state only when the record is accepted.
+ *
+ * @module
+ */
+import { AckStatus } from "../log/ack.ts";
+import { crc32cAt } from "../log/crc32c.ts";
+import { type LogRecord, RecordFlags } from "../log/record.ts";
+import { placementStart, RingCursor } from "../log/ring.ts";
+import type { MemoryRegion } from "../verbs/pd.ts";
+import { LogDigest } from "./digest.ts";
+import type { RingMemory } from "./ring_memory.ts";
+
+/** A log the replica has checked, handed to the persistence hook. */
+export interface AcceptedLog {
+  seq: number;
+  lba: number;
+  lbaFlags: number;
+  /** Offset of the data in the ring. */
+  offset: number;
+  length: number;
+  /** CRC32C the replica computed over its own bytes. */
+  crc: number;
+  /** The whole ring (the log is `ring.subarray(offset, offset + length)`). */
+  ring: Uint8Array;
+}
+
+/** Makes an accepted log durable; false answers PERSIST_FAILED and changes nothing. */
+export type PersistHook = (log: AcceptedLog) => boolean;
+
+/** Counters of one replica. */
+export interface ReplicaCounters {
+  sessions: number;
+  accepted: number;
+  acceptedBytes: number;
+  skips: number;
+  nops: number;
+  /** Refusals by status name. */
+  refused: Record<string, number>;
+}
+
+/** The replica's durable-for-the-session state. */
+export class ReplicaState {
+  readonly memory: RingMemory;
+  readonly mr: MemoryRegion;
+  readonly ring: RingCursor;
+  readonly digest = new LogDigest();
+  readonly maxLogBytes: number;
+  readonly counters: ReplicaCounters = {
+    sessions: 0,
+    accepted: 0,
+    acceptedBytes: 0,
+    skips: 0,
+    nops: 0,
+    refused: {},
+  };
+  readonly #persist: PersistHook | undefined;
+  readonly #accepted: AcceptedLog;
+  /** Next expected sequence number. */
+  nextSeq = 1;
+
+  /** Uses `memory` (registered as `mr`) as the data ring. */
+  constructor(
+    options: { memory: RingMemory; mr: MemoryRegion; maxLogBytes: number; persist?: PersistHook },
+  ) {
+    this.memory = options.memory;
+    this.mr = options.mr;
+    this.ring = new RingCursor({ ringBytes: options.memory.length });
+    this.maxLogBytes = options.maxLogBytes;
+    this.#persist = options.persist;
+    this.#accepted = {
+      seq: 0,
+      lba: 0,
+      lbaFlags: 0,
+      offset: 0,
+      length: 0,
+      crc: 0,
+      ring: options.memory.bytes,
+    };
+  }
+
+  /** Released ring position (the credit the acks carry). */
+  get released(): number {
+    return this.ring.releasedPos;
+  }
+
+  /**
+   * Checks a decoded record and, if it passes, accepts it (persist, place, release,
+   * digest). Returns the ack status; anything but OK leaves the state as it was.
+   */
+  check(record: LogRecord): number {
+    if (record.flags === RecordFlags.NOP) {
+      this.counters.nops++;
+      return AckStatus.OK;
+    }
+    if (record.seq > this.nextSeq) return this.#refuse(AckStatus.SEQ_GAP);
+    if (record.seq < this.nextSeq) return this.#refuse(AckStatus.SEQ_DUPLICATE);
+    const length = record.dataLength;
+    const ringBytes = this.ring.ringBytes;
+    if (length > this.maxLogBytes || record.dataOffset + length > ringBytes) {
+      return this.#refuse(AckStatus.OUT_OF_BOUNDS);
+    }
+    const expected = placementStart(this.ring.writePos, length, ringBytes) % ringBytes;
+    if (record.dataOffset !== expected) return this.#refuse(AckStatus.OUT_OF_BOUNDS);
+    if (!this.ring.canPlace(length)) return this.#refuse(AckStatus.NO_CREDIT);
+    if (record.flags === RecordFlags.SKIP) {
+      this.ring.place(length);
+      this.ring.release(this.ring.writePos);
+      this.nextSeq++;
+      this.counters.skips++;
+      return AckStatus.OK;
+    }
+    const crc = crc32cAt(this.memory.address, record.dataOffset, length);
+    if (crc !== record.dataCrc) return this.#refuse(AckStatus.CRC_MISMATCH);
+    const log = this.#accepted;
+    log.seq = record.seq;
+    log.lba = record.lba;
+    log.lbaFlags = record.lbaFlags;
+    log.offset = record.dataOffset;
+    log.length = length;
+    log.crc = crc;
+    if (this.#persist && this.#persist(log) === false) {
+      return this.#refuse(AckStatus.PERSIST_FAILED);
+    }
+    this.ring.place(length);
+    // Persisted: the space may be reused (the write cache retains it instead).
+    this.ring.release(this.ring.writePos);
+    this.nextSeq++;
+    this.digest.add(record.seq, record.lba, length, crc);
+    this.counters.accepted++;
+    this.counters.acceptedBytes += length;
+    return AckStatus.OK;
+  }
+
+  /** Counts a refusal (also used for injected answers). */
+  refuse(status: number): number {
+    return this.#refuse(status);
+  }
+
+  #refuse(status: number): number {
+    const name = statusNames[status] ?? String(status);
+    this.counters.refused[name] = (this.counters.refused[name] ?? 0) + 1;
+    return status;
+  }
+
+  /** Counts a record that did not decode. */
+  refuseUndecodable(): number {
+    return this.#refuse(AckStatus.BAD_RECORD);
+  }
+}
+
+const statusNames: string[] = [];
+for (const [name, code] of Object.entries(AckStatus)) statusNames[code] = name;

@@ -1,0 +1,161 @@
+/**
+ * The replication protocol on rdma_rxe: the primary in namespace A (a test program) and the
+ * replica in namespace B (the real `cmd/replica.ts`), separate processes, frames over the
+ * veth (or both on one device in loopback mode).
+ */
+import assert from "node:assert/strict";
+import { randomSecret, runTool, startReplica } from "../../lib/lab/processes.ts";
+import { labTopology } from "./support/verbs_pair.ts";
+
+const topology = labTopology();
+const { a, b } = topology;
+const env = { RRL_SECRET: randomSecret() };
+const timeoutMs = 180_000;
+
+async function scenario(name: string, port: number, args: string[] = []) {
+  const out = await runTool(a, "tests/lab/tools/primary_scenario.ts", [
+    name,
+    "--device",
+    a.device,
+    "--host",
+    b.address,
+    "--port",
+    String(port),
+    ...args,
+  ], { env, timeoutMs });
+  assert.equal(out.code, 0, `scenario ${name} exited with ${out.code}`);
+  // deno-lint-ignore no-explicit-any
+  return out.json as any;
+}
+
+for (const depth of [1, 32]) {
+  Deno.test(`depth ${depth}: thousands of mixed-size logs through many ring wraps arrive byte for byte, acked in sequence`, async () => {
+    await using replica = await startReplica(b, [
+      "--ring",
+      "256k",
+      "--slots",
+      "64",
+      "--once",
+      "--json",
+      "--verify-seed",
+      "7",
+    ], env);
+    const count = depth === 1 ? 1500 : 3000;
+    const p = await scenario("bulk", replica.port, [
+      "--ring",
+      "256k",
+      "--depth",
+      String(depth),
+      "--count",
+      String(count),
+    ]);
+    // deno-lint-ignore no-explicit-any
+    const r = (await replica.result()) as any;
+    assert.equal(p.result.acked, count, "every log acked");
+    assert.equal(p.result.refused, 0);
+    assert.equal(p.result.failure, undefined);
+    assert.ok(p.result.inOrder, "acks resolved in sequence order");
+    assert.ok(
+      p.stats.writePos / (256 * 1024) >= 10,
+      `the ring wrapped ${Math.floor(p.stats.writePos / 262144)} times`,
+    );
+    assert.equal(r.accepted, count);
+    assert.deepEqual(
+      r.digest,
+      p.digest,
+      "the replica's digest of its own bytes equals the primary's",
+    );
+    assert.equal(r.verify.checked, count);
+    assert.equal(r.verify.mismatches, 0, "every byte at the replica is what the workload wrote");
+  });
+}
+
+Deno.test("a wrong CRC, bad offsets, a sequence gap, a repeat and a garbage record get their status; the replica keeps serving", async () => {
+  await using replica = await startReplica(b, ["--ring", "256k", "--once", "--json"], env);
+  const p = await scenario("refusals", replica.port);
+  const status = Object.fromEntries(
+    p.answers.map((x: { name: string; status: string }) => [x.name, x.status]),
+  );
+  assert.deepEqual(status, {
+    "wrong CRC": "CRC_MISMATCH",
+    "out-of-bounds offset": "OUT_OF_BOUNDS",
+    "misplaced offset": "OUT_OF_BOUNDS",
+    "sequence gap": "SEQ_GAP",
+    "repeated sequence": "SEQ_DUPLICATE",
+    "garbage record": "BAD_RECORD",
+    "probe (NOP)": "OK",
+  });
+  for (const answer of p.answers) {
+    assert.equal(answer.nextSeq, p.expectedNextSeq, `${answer.name} changed nothing`);
+  }
+  assert.deepEqual(
+    p.after,
+    [4, 5, 6, 7, 8],
+    "valid logs after the refusals are accepted in sequence",
+  );
+  // deno-lint-ignore no-explicit-any
+  const r = (await replica.result()) as any;
+  assert.equal(r.accepted, 8);
+  assert.deepEqual(r.digest, p.digest);
+  assert.deepEqual(r.refused, {
+    CRC_MISMATCH: 1,
+    OUT_OF_BOUNDS: 2,
+    SEQ_GAP: 1,
+    SEQ_DUPLICATE: 1,
+    BAD_RECORD: 1,
+  });
+});
+
+Deno.test("under a slow replica the primary never has more bytes in flight than the replica released", async () => {
+  await using replica = await startReplica(b, [
+    "--ring",
+    "64k",
+    "--slots",
+    "64",
+    "--once",
+    "--json",
+    "--slow-us",
+    "3000",
+  ], env);
+  const p = await scenario("credits", replica.port, [
+    "--ring",
+    "64k",
+    "--depth",
+    "32",
+    "--count",
+    "300",
+    "--sizes",
+    "16k",
+  ]);
+  // deno-lint-ignore no-explicit-any
+  const r = (await replica.result()) as any;
+  assert.equal(p.result.acked, 300);
+  assert.ok(
+    p.stats.maxAheadBytes <= 65536,
+    `at most the ring ahead of the replica (saw ${p.stats.maxAheadBytes})`,
+  );
+  assert.ok(p.stats.maxAheadBytes >= 49152, "the primary did use the credits it had");
+  assert.ok(p.stats.admissionWaits > 0, "logs waited for credits instead of overrunning");
+  assert.equal(r.refused.NO_CREDIT ?? 0, 0, "the replica never saw a log beyond its credit");
+  assert.equal(r.accepted, 300);
+});
+
+Deno.test("bootstrap refusals (wrong secret, wrong version, junk, oversized frame) leave the replica serving", async () => {
+  await using replica = await startReplica(b, ["--ring", "256k", "--once", "--json"], env);
+  const p = await scenario("bootstrap", replica.port);
+  assert.equal(p.refusals.wrongSecret, "BAD_AUTH");
+  assert.equal(p.refusals.wrongVersion.refused, "BAD_VERSION");
+  assert.ok(
+    p.refusals.junk.closed || p.refusals.junk.refused === "BAD_MESSAGE",
+    `junk refused: ${JSON.stringify(p.refusals.junk)}`,
+  );
+  assert.ok(
+    p.refusals.oversized.closed || p.refusals.oversized.refused === "BAD_MESSAGE",
+    `oversized frame refused: ${JSON.stringify(p.refusals.oversized)}`,
+  );
+  assert.deepEqual(p.after, [1, 2, 3, 4, 5], "a correct primary is served afterwards");
+  // deno-lint-ignore no-explicit-any
+  const r = (await replica.result()) as any;
+  assert.equal(r.accepted, 5);
+  assert.equal(r.sessions, 1);
+});

@@ -120,7 +120,7 @@ export class Replica implements AsyncDisposable {
         hostname: options.hostname ?? "0.0.0.0",
         port: options.port,
         log: replica.#log,
-        accept: (hello, context) => replica.#accept(hello, context.signal),
+        accept: (hello, context) => Promise.resolve(replica.#accept(hello, context.signal)),
         onSession: (session) => replica.#serve(session),
       });
       replica.#log(
@@ -158,7 +158,7 @@ export class Replica implements AsyncDisposable {
     return this.#sessionEnded;
   }
 
-  async #accept(hello: Hello, signal: AbortSignal): Promise<AcceptDecision> {
+  #accept(hello: Hello, signal: AbortSignal): AcceptDecision {
     if (this.#closed) return { ok: false, reason: "REFUSED", text: "the replica is shutting down" };
     if (this.#session) return { ok: false, reason: "BUSY", text: "a primary is connected" };
     const ringBytes = this.#memory.length;

@@ -32,7 +32,18 @@ export function run(args: string[]): Promise<number> {
     .option("-p, --port <port>", "the replica's control port", parseIntOption(1, 65535), 18515)
     .option("--secret <secret>", "shared secret (or RRL_SECRET); 8+ bytes")
     .option("--gid-index <n>", "GID index (default: the RoCEv2 IPv4 GID)", parseIntOption(0, 255))
-    .option("-n, --count <n>", "logs to replicate", parseIntOption(1, 100_000_000), 10_000)
+    .option(
+      "-n, --count <n>",
+      "logs to replicate (measured)",
+      parseIntOption(1, 100_000_000),
+      10_000,
+    )
+    .option(
+      "--warmup <n>",
+      "logs replicated first and not measured (JIT warm-up)",
+      parseIntOption(0, 10_000_000),
+      0,
+    )
     .option(
       "--duration <s>",
       "stop after this many seconds (whichever comes first)",
@@ -95,10 +106,23 @@ export function run(args: string[]): Promise<number> {
       retryCount: opts.retry,
       rnrRetry: opts.rnrRetry,
     });
+    const filler = new DataFiller(opts.seed);
+    if (opts.warmup > 0) {
+      const warm = await runWorkload(primary, {
+        plan,
+        filler,
+        count: opts.warmup,
+        durationMs: Infinity,
+        depth: opts.depth,
+      });
+      if (warm.failure || warm.refused > 0) {
+        throw new Error(`The warm-up failed: ${warm.failure ?? `${warm.refused} refused`}`);
+      }
+    }
     const bar = progress(opts.count, "replicating");
     const result = await runWorkload(primary, {
       plan,
-      filler: new DataFiller(opts.seed),
+      filler,
       count: opts.count,
       durationMs: opts.duration ? opts.duration * 1000 : Infinity,
       depth: opts.depth,

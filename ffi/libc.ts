@@ -45,6 +45,11 @@ const symbols = {
     result: "i32",
     nonblocking: true, // waits on Deno's blocking pool; errno is unreliable afterwards
   },
+  poll_sync: {
+    name: "poll",
+    parameters: ["buffer", "u64", "i32"], // struct pollfd *fds, nfds_t nfds, int timeout (ms)
+    result: "i32",
+  },
   fcntl: { parameters: ["i32", "i32", "i32"], result: "i32" }, // int fcntl(int fd, int cmd, int arg)
 } as const satisfies Deno.ForeignLibraryInterface;
 

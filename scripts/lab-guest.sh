@@ -29,6 +29,13 @@ mount -t 9p -o trans=virtio,version=9p2000.L,msize=512000 rrlrepo "$rrl_repo" ||
   exit
 }
 
+# The kernel boots with one CPU online (maxcpus=1): it patches its own code (static keys)
+# during boot, and under multi-threaded TCG another vCPU can run the half-patched code
+# (an int3 oops). Bring the others online now that boot is done.
+for cpu in /sys/devices/system/cpu/cpu[1-9]*/online; do
+  [ -e "$cpu" ] && echo 1 >"$cpu" 2>/dev/null
+done
+
 kver=$(uname -r)
 mkdir -p /lib/modules
 ln -sfn "$rrl_repo/.lab/kernel/$kver/lib/modules/$kver" "/lib/modules/$kver"
@@ -60,6 +67,7 @@ if [ "${RRL_LAB_PAIR:-pair}" != none ]; then
     exit
   fi
 fi
+echo "@@RRL-LAB-START@@"
 # Through a pipe, not the serial tty: tools print plain lines instead of redrawing them.
 bash "$rrl_run/cmd.sh" </dev/null 2>&1 | cat
 rc=${PIPESTATUS[0]}

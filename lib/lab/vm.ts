@@ -28,6 +28,7 @@ export interface LabRunOptions {
 }
 
 const exitMarker = /@@RRL-LAB-EXIT (\d+)@@/;
+const startMarker = "@@RRL-LAB-START@@";
 const kernelNoise = /^\[\s*\d+\.\d+\] reboot: Power down$/;
 const memoryMbMax = 16384;
 const cpusMax = 8;
@@ -78,6 +79,25 @@ function boundedInt(name: string, value: number, max: number): number {
  */
 export async function runInVm(options: LabRunOptions): Promise<number> {
   const write = options.write ?? ((text: string) => Deno.stdout.writeSync(encoder.encode(text)));
+  const deadline = performance.now() + options.timeoutMs;
+  for (let attempt = 1;; attempt++) {
+    const timeoutMs = Math.max(1000, deadline - performance.now());
+    const { code, started } = await bootOnce({ ...options, timeoutMs }, write);
+    // A boot that died before the command started (a rare TCG kernel oops while the kernel
+    // patches its own code) is retried; the command itself never runs twice.
+    if (started || code === 124 || code === 130 || attempt >= bootAttemptsMax) return code;
+    write(
+      `lab: the VM died while booting (attempt ${attempt} of ${bootAttemptsMax}); booting again\n`,
+    );
+  }
+}
+
+const bootAttemptsMax = 3;
+
+async function bootOnce(
+  options: LabRunOptions,
+  write: (text: string) => void,
+): Promise<{ code: number; started: boolean }> {
   const kernel = labKernel();
   const kernelDir = kernel && `${labDir}/kernel/${kernel.version}`;
   const initrd = kernel && `${labDir}/initramfs-${kernel.version}.cpio.gz`;
@@ -121,6 +141,7 @@ export async function runInVm(options: LabRunOptions): Promise<number> {
   }).spawn();
 
   let exitCode: number | undefined;
+  let started = false;
   let stopReason: string | undefined;
   const kill = (reason: string) => {
     stopReason ??= reason;
@@ -134,28 +155,29 @@ export async function runInVm(options: LabRunOptions): Promise<number> {
   const signals: Deno.Signal[] = ["SIGINT", "SIGTERM", "SIGHUP"];
   const onSignal = () => kill("signal");
   for (const signal of signals) Deno.addSignalListener(signal, onSignal);
-  const started = performance.now();
+  const bootedAt = performance.now();
   try {
     const [, , status] = await Promise.all([
       pump(qemu.stdout, (line) => {
         const match = exitMarker.exec(line);
         if (match) exitCode = Number(match[1]);
+        else if (line.startsWith(startMarker)) started = true;
         else if (!kernelNoise.test(line.trimEnd())) write(line);
       }),
       pump(qemu.stderr, (line) => write(`qemu: ${line}`)),
       qemu.status,
     ]);
-    const seconds = ((performance.now() - started) / 1000).toFixed(1);
+    const seconds = ((performance.now() - bootedAt) / 1000).toFixed(1);
     if (stopReason === "timeout") {
       write(
-        `lab: timed out after ${options.timeoutMs / 1000} s; the VM was killed ` +
+        `lab: timed out after ${Math.round(options.timeoutMs / 1000)} s; the VM was killed ` +
           "(raise the bound with --timeout or RRL_LAB_TIMEOUT_S)\n",
       );
-      return 124;
+      return { code: 124, started };
     }
     if (stopReason === "signal") {
       write("lab: interrupted; the VM was killed\n");
-      return 130;
+      return { code: 130, started };
     }
     exitCode ??= readExitFile(runDir);
     if (exitCode === undefined) {
@@ -163,9 +185,9 @@ export async function runInVm(options: LabRunOptions): Promise<number> {
         `lab: the VM stopped after ${seconds} s without reporting an exit code ` +
           `(QEMU exit ${status.code}; kernel panic or QEMU failure, see above)\n`,
       );
-      return 125;
+      return { code: 125, started };
     }
-    return exitCode;
+    return { code: exitCode, started };
   } finally {
     clearTimeout(timer);
     for (const signal of signals) Deno.removeSignalListener(signal, onSignal);
@@ -228,7 +250,7 @@ function qemuArgs(
   return [
     ...[
       "-accel",
-      "tcg,thread=multi",
+      Deno.env.get("RRL_QEMU_ACCEL") ?? "tcg,thread=multi",
       "-cpu",
       "max",
       "-smp",
@@ -240,12 +262,21 @@ function qemuArgs(
     ...["-chardev", "file,id=s0,path=/dev/stdout", "-serial", "chardev:s0"],
     ...["-kernel", o.kernel, "-initrd", o.initrd],
     "-append",
-    `console=ttyS0 quiet loglevel=3 panic=-1 mitigations=off rrl_repo=${repoDir} rrl_run=${o.runDir}`,
+    `console=ttyS0 quiet loglevel=3 panic=-1 mitigations=off maxcpus=1 ${kernelArgs()} rrl_repo=${repoDir} rrl_run=${o.runDir}`,
     ...["-fsdev", "local,id=fs0,path=/,security_model=none,readonly=on,multidevs=remap"],
     ...["-device", "virtio-9p-pci,fsdev=fs0,mount_tag=hostroot"],
     ...["-fsdev", `local,id=fs1,path=${fsPath(repoDir)},security_model=none,multidevs=remap`],
     ...["-device", "virtio-9p-pci,fsdev=fs1,mount_tag=rrlrepo"],
   ];
+}
+
+/** Extra kernel parameters (`RRL_KERNEL_ARGS`), validated: no spaces inside one. */
+function kernelArgs(): string {
+  const extra = Deno.env.get("RRL_KERNEL_ARGS") ?? "";
+  if (!/^[A-Za-z0-9_.,=:/ -]*$/.test(extra)) {
+    throw new RangeError(`RRL_KERNEL_ARGS has unsupported characters: '${extra}'`);
+  }
+  return extra.trim();
 }
 
 /** Reads a stream to its end, handing over whole lines (a trailing partial line too). */

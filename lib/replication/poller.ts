@@ -18,11 +18,25 @@ export interface PollerOptions {
   onCompletions(count: number): void;
   /** Called every time the loop comes round (timeouts); may stop the poller. */
   onTick?(now: number): void;
+  /**
+   * Sleep on the channel in a synchronous poll(2) of at most this many ms when this is the
+   * process's only running poller (default 2; 0: always sleep on Deno's blocking pool).
+   * A sync wait wakes without a thread hop (much faster under emulation) but blocks the
+   * event loop for up to this long; with several pollers in one process it would block
+   * the others, so they sleep on the blocking pool instead.
+   */
+  syncWaitMs?: number;
 }
+
+/** After this long without completions, sleep on the blocking pool (costs no CPU). */
+const syncWaitWhileQuietMs = 50;
+/** Pollers running in this process (sync waits only when alone). */
+let runningPollers = 0;
 
 /** Largest spin a caller may ask for. */
 export const spinUsMax = 100_000;
-const macroYieldEveryMs = 1;
+/** While busy, yield to the event loop (TCP control, timers, signals) this often. */
+const macroYieldEveryMs = 50;
 
 /** Yields to the event loop (I/O, timers) in a few microseconds, unlike setTimeout(0). */
 export class EventLoopYield {
@@ -56,6 +70,7 @@ export class CompletionPoller {
   readonly #yield = new EventLoopYield();
   #running: Promise<void> | undefined;
   #stopped = false;
+  readonly #syncWaitMs: number;
 
   /** Validates the options; `start()` begins polling. */
   constructor(cq: CompletionQueue, options: PollerOptions) {
@@ -70,11 +85,20 @@ export class CompletionPoller {
     }
     this.#cq = cq;
     this.#options = options;
+    this.#syncWaitMs = options.syncWaitMs ?? Number(Deno.env.get("RRL_SYNC_WAIT_MS") ?? 2);
+    if (!Number.isInteger(this.#syncWaitMs) || this.#syncWaitMs < 0 || this.#syncWaitMs > 100) {
+      throw new RangeError(`syncWaitMs must be 0..100, got ${this.#syncWaitMs}`);
+    }
   }
 
   /** Starts the loop (idempotent); `done` resolves when it stops. */
   start(): void {
-    this.#running ??= this.#loop().finally(() => this.#yield.close());
+    if (this.#running) return;
+    runningPollers++;
+    this.#running = this.#loop().finally(() => {
+      runningPollers--;
+      this.#yield.close();
+    });
   }
 
   /** Asks the loop to stop at its next turn. */
@@ -118,8 +142,22 @@ export class CompletionPoller {
         lastActivity = performance.now();
         continue;
       }
-      if (await cq.waitEvent(idleWaitMs)) lastActivity = performance.now();
-      lastMacroYield = performance.now();
+      const quietMs = performance.now() - lastActivity;
+      if (this.#syncWaitMs > 0 && runningPollers === 1 && quietMs < syncWaitWhileQuietMs) {
+        // Sleep in poll(2) on this thread: no thread hop when the event comes, and the
+        // CPU is free for the kernel (rxe) and the peer meanwhile. Yield to the event loop
+        // when the wait ran out (idle) and at least every macroYieldEveryMs.
+        const woke = cq.waitEventSync(this.#syncWaitMs);
+        const after = performance.now();
+        if (woke) lastActivity = after;
+        if (!woke || after - lastMacroYield >= macroYieldEveryMs) {
+          lastMacroYield = after;
+          await this.#yield.next();
+        }
+      } else {
+        if (await cq.waitEvent(idleWaitMs)) lastActivity = performance.now();
+        lastMacroYield = performance.now();
+      }
     }
   }
 }

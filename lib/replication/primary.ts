@@ -46,7 +46,7 @@ export interface PrimaryOptions extends SideOptions {
   depth?: number;
   /** A log not acked within this time ends the session (default 5000 ms). */
   ackTimeoutMs?: number;
-  /** Busy-poll this long before sleeping on the completion channel (default 200 us). */
+  /** Busy-poll this long before sleeping on the completion channel (default 1000 us). */
   spinUs?: number;
   /** Ring memory to use (e.g. the write cache's mapping); default anonymous memory. */
   memory?: RingMemory;
@@ -123,7 +123,7 @@ export class Primary implements AsyncDisposable {
     this.#engine.onProgress = () => this.#admitWaiters();
     this.#engine.onFailure = (error) => this.#failWaiters(error);
     this.#poller = new CompletionPoller(this.#link.cq, {
-      spinUs: parts.options.spinUs ?? 200,
+      spinUs: parts.options.spinUs ?? 1000,
       idleWaitMs: 20,
       onCompletions: (n) => this.#engine.onCompletions(n),
       onTick: (now) => this.#engine.checkTimeout(now),

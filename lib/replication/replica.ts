@@ -41,7 +41,7 @@ export interface ReplicaOptions extends SideOptions {
   memory?: RingMemory;
   /** Makes each accepted log durable before its ack (the write cache's hook). */
   persist?: PersistHook;
-  /** Busy-poll this long before sleeping on the completion channel (default 200 us). */
+  /** Busy-poll this long before sleeping on the completion channel (default 1000 us). */
   spinUs?: number;
   /** Where log lines go (default stderr). */
   log?: (line: string) => void;
@@ -185,7 +185,7 @@ export class Replica implements AsyncDisposable {
     }
     const session = new ReplicaSession(this.#side, this.#state, {
       metaSlots: this.#metaSlots,
-      spinUs: this.#options.spinUs ?? 200,
+      spinUs: this.#options.spinUs ?? 1000,
       faultStatus: this.#options.faultStatus,
       log: this.#log,
     });

@@ -103,6 +103,16 @@ export class CompletionChannel extends Resource {
     }
   }
 
+  /**
+   * Waits up to `timeoutMs` on this thread in `poll(2)`: no thread hop, the CPU is free for
+   * the kernel meanwhile, and the event loop is blocked for at most `timeoutMs`.
+   */
+  waitReadableSync(timeoutMs: number): boolean {
+    this.assertOpen();
+    return libc.symbols.poll_sync(new Uint8Array(this.#pollFd.buffer), 1n, Math.floor(timeoutMs)) >
+      0;
+  }
+
   protected destroy(): void {
     if (this.#waiting) throw new ResourceError(`Cannot close ${this.label}: a wait is in progress`);
     callDestroy(
@@ -247,6 +257,22 @@ export class CompletionQueue extends Resource {
    * acknowledges it. The caller re-arms ({@linkcode requestNotify}) and polls. Resolves
    * false on timeout.
    */
+  /**
+   * Like {@linkcode waitEvent}, blocking this thread in `poll(2)` for at most `timeoutMs`
+   * (keep it short: the event loop waits too).
+   */
+  waitEventSync(timeoutMs: number): boolean {
+    const channel = this.channel;
+    if (!channel) throw new ResourceError(`${this.label} has no completion channel`);
+    let cq = channel.takeEvent();
+    if (cq === 0 && channel.waitReadableSync(timeoutMs)) cq = channel.takeEvent();
+    if (cq === 0) return false;
+    assert(cq === this.address, "completion event for another CQ on this channel");
+    this.#unackedEvents++;
+    this.#ackEvents();
+    return true;
+  }
+
   async waitEvent(timeoutMs: number): Promise<boolean> {
     const channel = this.channel;
     if (!channel) throw new ResourceError(`${this.label} has no completion channel`);

@@ -66,7 +66,7 @@ export function run(args: string[]): Promise<number> {
       "--spin-us <us>",
       "busy-poll before sleeping on the completion channel",
       parseIntOption(0, 100_000),
-      200,
+      1000,
     )
     .option(
       "--qp-timeout <n>",

@@ -37,7 +37,7 @@ export function run(args: string[]): Promise<number> {
       "--spin-us <us>",
       "busy-poll before sleeping on the completion channel",
       parseIntOption(0, 100000),
-      200,
+      1000,
     )
     .option("--once", "exit after the first session ends")
     .option(

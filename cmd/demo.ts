@@ -24,7 +24,7 @@ export function run(args: string[]): Promise<number> {
     )
     .option("-n, --count <n>", "logs to replicate", parseIntOption(1, 10_000_000), 10_000)
     .option("-s, --size <spec>", "log sizes (uniform mix)", "4k,16k,64k,256k")
-    .option("-q, --depth <n>", "logs in flight", parseIntOption(1, 1024), 16)
+    .option("-q, --depth <n>", "logs in flight", parseIntOption(1, 1000), 16)
     .option("--seed <n>", "workload seed", parseIntOption(0, 2 ** 32 - 1), 1)
     .option("--ring <size>", "data ring size on both sides", "16m")
     .option("--timeout <s>", "bound for the whole demo", parseIntOption(10, 86_400), 1200)

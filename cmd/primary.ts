@@ -50,7 +50,7 @@ export function run(args: string[]): Promise<number> {
       parseIntOption(1, 86_400),
     )
     .option("-s, --size <spec>", "log sizes: 4k, 4k,64k (uniform) or 4k:60,64k:40 (weighted)", "4k")
-    .option("-q, --depth <n>", "logs in flight", parseIntOption(1, 1024), 16)
+    .option("-q, --depth <n>", "logs in flight", parseIntOption(1, 1000), 16)
     .option("--seed <n>", "workload seed (sizes, LBAs, bytes)", parseIntOption(0, 2 ** 32 - 1), 1)
     .option("--lba <pattern>", "LBA pattern: seq, random or hot:PCT[:WRITES_PCT]", "random")
     .option("--lba-space <size>", "LBA space, e.g. 1g (4096-byte blocks)", "1g")

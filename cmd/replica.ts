@@ -41,6 +41,10 @@ export function run(args: string[]): Promise<number> {
     )
     .option("--once", "exit after the first session ends")
     .option(
+      "--retain",
+      "keep logs until the primary's RELEASE (a write cache) instead of freeing them once persisted",
+    )
+    .option(
       "--verify-seed <seed>",
       "check every log's bytes against the workload of this seed",
       parseIntOption(0, 2 ** 32 - 1),
@@ -76,6 +80,7 @@ export function run(args: string[]): Promise<number> {
       metaSlots: opts.slots,
       maxLogBytes: opts.maxLog ? parseBytes(opts.maxLog, "--max-log") : undefined,
       spinUs: opts.spinUs,
+      retain: opts.retain ?? false,
       faultStatus: fault ? (seq) => (seq === fault.seq ? fault.status : undefined) : undefined,
       persist: verifier || slowUs
         ? (log) => {

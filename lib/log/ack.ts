@@ -43,6 +43,8 @@ export const AckStatus = {
   PERSIST_FAILED: 6,
   /** The log's end is beyond `released + ringBytes`. */
   NO_CREDIT: 7,
+  /** A RELEASE beyond the last accepted seq. */
+  BAD_RELEASE: 8,
 } as const;
 
 /** An {@linkcode AckStatus} code. */

@@ -39,6 +39,8 @@ export const RecordFlags = {
   SKIP: 1,
   /** A probe: seq 0, no data. */
   NOP: 2,
+  /** Release: the replica may free the space of every log up to `seq`; no data. */
+  RELEASE: 4,
 } as const;
 
 /** `lbaFlags` bits. */
@@ -47,7 +49,7 @@ export const LbaFlags = {
   FUA: 1,
 } as const;
 
-const knownFlags = RecordFlags.SKIP | RecordFlags.NOP;
+const knownFlags = RecordFlags.SKIP | RecordFlags.NOP | RecordFlags.RELEASE;
 const knownLbaFlags = LbaFlags.FUA;
 /** High 32 bits of Number.MAX_SAFE_INTEGER (2^53 - 1). */
 const safeHighMax = 0x1f_ffff;
@@ -81,7 +83,8 @@ export const RecordReason = {
   BAD_RECORD_CRC: 4,
   RESERVED_NOT_ZERO: 5,
   UNKNOWN_FLAGS: 6,
-  SKIP_AND_NOP: 7,
+  /** More than one of SKIP, NOP, RELEASE. */
+  CONFLICTING_FLAGS: 7,
   UNKNOWN_LBA_FLAGS: 8,
   U64_TOO_LARGE: 9,
   OFFSET_NOT_ALIGNED: 10,
@@ -91,6 +94,8 @@ export const RecordReason = {
   LENGTH_NOT_ALIGNED: 14,
   LENGTH_TOO_LARGE: 15,
   DATA_CRC_NOT_ZERO: 16,
+  /** A RELEASE with an offset, a length or a dataCrc. */
+  RELEASE_NOT_EMPTY: 17,
 } as const;
 
 /** A {@linkcode RecordReason} code. */
@@ -224,7 +229,7 @@ export function decodeRecord(
   }
   const flags = view.getUint16(offset + 6, true);
   if ((flags & ~knownFlags) !== 0) return RecordReason.UNKNOWN_FLAGS;
-  if (flags === knownFlags) return RecordReason.SKIP_AND_NOP;
+  if ((flags & (flags - 1)) !== 0) return RecordReason.CONFLICTING_FLAGS;
   const lbaFlags = view.getUint32(offset + 40, true);
   if ((lbaFlags & ~knownLbaFlags) !== 0) return RecordReason.UNKNOWN_LBA_FLAGS;
   const seq = readU64Safe(view, offset + 8);
@@ -238,6 +243,10 @@ export function decodeRecord(
   if (flags === RecordFlags.NOP) {
     if (seq !== 0 || dataLength !== 0) return RecordReason.NOP_NOT_EMPTY;
     if (dataCrc !== 0) return RecordReason.DATA_CRC_NOT_ZERO;
+  } else if (flags === RecordFlags.RELEASE) {
+    if (dataOffset !== 0 || dataLength !== 0 || dataCrc !== 0) {
+      return RecordReason.RELEASE_NOT_EMPTY;
+    }
   } else {
     if (seq === 0) return RecordReason.SEQ_ZERO;
     if (dataLength === 0) return RecordReason.LENGTH_ZERO;

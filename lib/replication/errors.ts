@@ -59,3 +59,8 @@ export class SessionError extends Error {
     this.reason = reason;
   }
 }
+
+/** A log could not be placed in time: no room in the ring or no credit from the replica. */
+export class BackpressureError extends Error {
+  override name = "BackpressureError";
+}

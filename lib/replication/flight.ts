@@ -8,7 +8,7 @@ import { InvariantError } from "../assert.ts";
 import type { Ack } from "../log/ack.ts";
 
 /** What a record in flight is. */
-export const Kind = { LOG: 0, SKIP: 1, NOP: 2, RAW: 3 } as const;
+export const Kind = { LOG: 0, SKIP: 1, NOP: 2, RAW: 3, RELEASE: 4 } as const;
 
 /** The result of a replicated log. */
 export interface ReplicatedLog {

@@ -20,7 +20,7 @@ import type { MemoryRegion } from "../verbs/pd.ts";
 import { connectBootstrap } from "./bootstrap.ts";
 import type { BootstrapLink } from "./bootstrap.ts";
 import { LogDigest } from "./digest.ts";
-import { SessionError } from "./errors.ts";
+import { BackpressureError, SessionError } from "./errors.ts";
 import { Entry, Flight, type ReplicatedLog } from "./flight.ts";
 import { CompletionPoller } from "./poller.ts";
 import { PrimaryEngine } from "./primary_engine.ts";
@@ -50,6 +50,13 @@ export interface PrimaryOptions extends SideOptions {
   spinUs?: number;
   /** Ring memory to use (e.g. the write cache's mapping); default anonymous memory. */
   memory?: RingMemory;
+  /**
+   * Keep acked logs in the ring until {@linkcode Primary.release} (a write cache de-stages
+   * them first); the replica must run with `retain` too. Default false.
+   */
+  retain?: boolean;
+  /** A log waiting this long for room (depth, credits, ring) fails with BackpressureError (default 10000 ms). */
+  admissionTimeoutMs?: number;
   /** Where log lines go (default stderr). */
   log?: (line: string) => void;
 }
@@ -67,7 +74,7 @@ export interface LogOptions {
   length?: number;
 }
 
-const depthMax = 1024;
+const depthMax = 1000;
 const waitersMax = 4096;
 
 interface Waiter {
@@ -78,6 +85,8 @@ interface Waiter {
   submitted: number;
   entry: Entry;
 }
+
+const admissionTimeoutMsDefault = 10_000;
 
 /** A connected primary. */
 export class Primary implements AsyncDisposable {
@@ -126,7 +135,10 @@ export class Primary implements AsyncDisposable {
       spinUs: parts.options.spinUs ?? 1000,
       idleWaitMs: 20,
       onCompletions: (n) => this.#engine.onCompletions(n),
-      onTick: (now) => this.#engine.checkTimeout(now),
+      onTick: (now) => {
+        this.#engine.checkTimeout(now);
+        this.#expireWaiters(now);
+      },
     });
     this.#poller.start();
     this.#control.waitClosed().then(() => {
@@ -181,7 +193,9 @@ export class Primary implements AsyncDisposable {
         endpoint: link.endpoint,
         ringBytes,
         maxLogBytes,
-        depth,
+        // Records in flight: `depth` logs plus a SKIP or RELEASE and a NOP (the replica
+        // must have that many RECVs posted, or a SEND would meet an empty queue).
+        depth: depth + 2,
       });
       cleanup.unshift(() => control.close());
       const welcome = control.welcome;
@@ -203,6 +217,7 @@ export class Primary implements AsyncDisposable {
         released: welcome.released,
         stats,
         digest: new LogDigest(),
+        retain: options.retain ?? false,
       });
       engine.postAckReceives();
       control.sendReady();
@@ -314,6 +329,37 @@ export class Primary implements AsyncDisposable {
       entry.reject = w.entry.reject;
       this.#engine.postLog(entry, w.source, w.length, w.lba, w.lbaFlags, w.submitted);
     }
+  }
+
+  /** Fails the logs that waited longer than the admission timeout for room. */
+  #expireWaiters(now: number): void {
+    const limit = this.#options.admissionTimeoutMs ?? admissionTimeoutMsDefault;
+    while (this.#waiters.length > 0 && now - this.#waiters[0].submitted > limit) {
+      const w = this.#waiters.shift()!;
+      this.#stats.admissionTimeouts++;
+      const s = this.stats();
+      w.entry.reject?.(
+        new BackpressureError(
+          `No room for a ${w.length}-byte log for ${limit} ms: ${s.inFlight} records in flight, ` +
+            `ring ${s.writePos - s.released} B ahead of the replica's release` +
+            (this.#options.retain ? " (retain mode: is the de-stager releasing logs?)" : ""),
+        ),
+      );
+    }
+  }
+
+  /**
+   * Retain mode: the logs through `seq` are safe elsewhere (de-staged): frees their space
+   * here and tells the replica to free its copies (a RELEASE record).
+   */
+  release(seq: number): void {
+    this.#engine.release(seq);
+    this.#admitWaiters();
+  }
+
+  /** Every log through this seq has been answered (acked, or refused). */
+  get answeredSeq(): number {
+    return this.#engine.answeredSeq;
   }
 
   #failWaiters(error: Error): void {

@@ -55,6 +55,8 @@ export interface EngineParts {
   released: number;
   stats: PrimaryStats;
   digest: LogDigest;
+  /** Keep acked logs in the ring until release() (a write cache de-stages them first). */
+  retain: boolean;
 }
 
 /** Posting and ack handling of one session. */
@@ -74,6 +76,13 @@ export class PrimaryEngine {
   #lastNextSeq: number;
   #skipsPending = 0;
   #sendsSinceSignal = 0;
+  /** Every log up to this seq is answered (acked, or refused and skipped). */
+  #answeredSeq: number;
+  /** This side's ring is released through this seq. */
+  #releasedSeq: number;
+  /** The replica is asked to release through this seq (0: nothing asked). */
+  #releaseWanted = 0;
+  #releaseSent = 0;
   /** The session's failure, once it ended. */
   failure: Error | undefined;
   /** Called after acks were handled (room may have opened). */
@@ -88,6 +97,8 @@ export class PrimaryEngine {
     this.#nextSeq = parts.nextSeq;
     this.#released = parts.released;
     this.#lastNextSeq = parts.nextSeq;
+    this.#answeredSeq = parts.nextSeq - 1;
+    this.#releasedSeq = parts.nextSeq - 1;
     this.#recv.lkey = parts.acksMr.lkey;
     this.#recv.length = ackBytes;
   }
@@ -139,6 +150,41 @@ export class PrimaryEngine {
     return this.#p.flight.take(Kind.RAW);
   }
 
+  /** Every log up to this seq has been answered (acked or refused and skipped). */
+  get answeredSeq(): number {
+    return this.#answeredSeq;
+  }
+
+  /**
+   * Retain mode: frees this side's ring through `seq` (every log up to it is answered and
+   * de-staged) and asks the replica to free its copies with a RELEASE record.
+   */
+  release(seq: number): void {
+    if (!this.#p.retain) {
+      throw new RangeError("release() is for a primary created with retain: true");
+    }
+    if (!Number.isSafeInteger(seq) || seq > this.#answeredSeq) {
+      throw new RangeError(
+        `Cannot release through seq ${seq}: logs are answered through ${this.#answeredSeq}`,
+      );
+    }
+    for (; this.#releasedSeq < seq; this.#releasedSeq++) this.#p.ring.releaseOldest();
+    if (seq > this.#releaseWanted) this.#releaseWanted = seq;
+    this.#postRelease();
+  }
+
+  /** Posts the wanted RELEASE when a spare flight slot is free (one in flight at a time). */
+  #postRelease(): void {
+    const flight = this.#p.flight;
+    if (
+      this.failure || this.#releaseWanted <= this.#releaseSent || flight.count >= flight.capacity
+    ) return;
+    const e = flight.take(Kind.RELEASE);
+    e.seq = this.#releaseWanted;
+    this.#releaseSent = e.seq;
+    this.#post(e);
+  }
+
   /** Places, fills, checksums and posts a log (after canPost). */
   postLog(
     e: Entry,
@@ -181,10 +227,17 @@ export class PrimaryEngine {
 
   #post(e: Entry): void {
     const r = this.#record;
-    r.flags = e.kind === Kind.SKIP ? RecordFlags.SKIP : e.kind === Kind.NOP ? RecordFlags.NOP : 0;
+    const bare = e.kind === Kind.NOP || e.kind === Kind.RELEASE;
+    r.flags = e.kind === Kind.SKIP
+      ? RecordFlags.SKIP
+      : e.kind === Kind.NOP
+      ? RecordFlags.NOP
+      : e.kind === Kind.RELEASE
+      ? RecordFlags.RELEASE
+      : 0;
     r.seq = e.kind === Kind.NOP ? 0 : e.seq;
-    r.dataOffset = e.kind === Kind.NOP ? 0 : e.offset;
-    r.dataLength = e.kind === Kind.NOP ? 0 : e.length;
+    r.dataOffset = bare ? 0 : e.offset;
+    r.dataLength = bare ? 0 : e.length;
     r.dataCrc = e.kind === Kind.LOG ? e.crc : 0;
     r.lba = e.kind === Kind.LOG ? e.lba : 0;
     r.lbaFlags = e.kind === Kind.LOG ? e.lbaFlags : 0;
@@ -248,7 +301,10 @@ export class PrimaryEngine {
       }
       if (cq.opcode(i) === IBV_WC_OPCODE.IBV_WC_RECV) this.#onAck(cq.wrId(i), cq.byteLen(i));
     }
-    if (!this.failure) this.onProgress();
+    if (!this.failure) {
+      this.#postRelease();
+      this.onProgress();
+    }
   }
 
   #onAck(slot: number, byteLen: number): void {
@@ -287,7 +343,9 @@ export class PrimaryEngine {
     this.#lastNextSeq = ack.nextSeq;
     if (e.kind === Kind.LOG) this.#onLogAck(e, ack.status, ack.nextSeq);
     else if (e.kind === Kind.SKIP) this.#onSkipAck(e, ack.status);
-    else p.flight.give(e);
+    else if (e.kind === Kind.RELEASE && ack.status !== AckStatus.OK) {
+      this.#violation(`${ackStatusName(ack.status)} for a RELEASE through seq ${e.seq}`, "OK");
+    } else p.flight.give(e);
   }
 
   #onLogAck(e: Entry, status: number, nextSeq: number): void {
@@ -296,7 +354,7 @@ export class PrimaryEngine {
       if (nextSeq <= e.seq) {
         return this.#violation(`OK for seq ${e.seq} with nextSeq ${nextSeq}`, `nextSeq > ${e.seq}`);
       }
-      p.ring.release(e.end);
+      this.#answered(e);
       p.digest.add(e.seq, e.lba, e.length, e.crc);
       const latencyUs = (performance.now() - e.submitted) * 1000;
       p.stats.acked(e.length, latencyUs);
@@ -337,9 +395,18 @@ export class PrimaryEngine {
         "OK (both sides place the hole alike)",
       );
     }
-    this.#p.ring.release(e.end);
+    this.#answered(e);
     this.#skipsPending--;
     this.#p.flight.give(e);
+  }
+
+  /** Log `e.seq` is answered: free its ring space now unless retaining it for release(). */
+  #answered(e: Entry): void {
+    this.#answeredSeq = e.seq;
+    if (!this.#p.retain) {
+      this.#p.ring.release(e.end);
+      this.#releasedSeq = e.seq;
+    }
   }
 
   /** Fails the session when the oldest record waited longer than the ack timeout. */

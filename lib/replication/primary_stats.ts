@@ -15,6 +15,7 @@ export interface PrimaryStatsValue {
   resends: number;
   skips: number;
   admissionWaits: number;
+  admissionTimeouts: number;
   maxAheadBytes: number;
   inFlight: number;
   nextSeq: number;
@@ -34,6 +35,8 @@ export class PrimaryStats {
   resends = 0;
   skips = 0;
   admissionWaits = 0;
+  /** Logs that waited longer than the admission timeout for room and failed. */
+  admissionTimeouts = 0;
   /** Most bytes ever placed beyond the replica's released position (≤ ringBytes). */
   maxAheadBytes = 0;
   readonly #started = performance.now();
@@ -58,6 +61,7 @@ export class PrimaryStats {
       resends: this.resends,
       skips: this.skips,
       admissionWaits: this.admissionWaits,
+      admissionTimeouts: this.admissionTimeouts,
       maxAheadBytes: this.maxAheadBytes,
       inFlight: engine.inFlight,
       nextSeq: engine.nextSeq,

@@ -45,6 +45,8 @@ export interface ReplicaOptions extends SideOptions {
   spinUs?: number;
   /** Where log lines go (default stderr). */
   log?: (line: string) => void;
+  /** Keep accepted logs until the primary's RELEASE (a write cache) instead of freeing them once persisted. */
+  retain?: boolean;
   /** Fault injection: a status to answer instead of accepting log `seq` (tests, scenarios). */
   faultStatus?: (seq: number) => number | undefined;
 }
@@ -91,7 +93,13 @@ export class Replica implements AsyncDisposable {
       { address: memory.address, length: memory.length, owner: memory },
       A.IBV_ACCESS_LOCAL_WRITE | A.IBV_ACCESS_REMOTE_WRITE,
     );
-    this.#state = new ReplicaState({ memory, mr: this.#mr, maxLogBytes, persist: options.persist });
+    this.#state = new ReplicaState({
+      memory,
+      mr: this.#mr,
+      maxLogBytes,
+      persist: options.persist,
+      retain: options.retain,
+    });
   }
 
   /** Opens the device, registers the ring and starts listening for primaries. */

@@ -38,6 +38,7 @@ export interface ReplicaCounters {
   acceptedBytes: number;
   skips: number;
   nops: number;
+  releases: number;
   /** Refusals by status name. */
   refused: Record<string, number>;
 }
@@ -55,17 +56,29 @@ export class ReplicaState {
     acceptedBytes: 0,
     skips: 0,
     nops: 0,
+    releases: 0,
     refused: {},
   };
   readonly #persist: PersistHook | undefined;
   readonly #accepted: AcceptedLog;
   /** Next expected sequence number. */
   nextSeq = 1;
+  /** Every log up to this seq has been released. */
+  releasedSeq = 0;
+  /** Keep logs until a RELEASE (write cache) instead of releasing them once persisted. */
+  readonly retain: boolean;
 
   /** Uses `memory` (registered as `mr`) as the data ring. */
   constructor(
-    options: { memory: RingMemory; mr: MemoryRegion; maxLogBytes: number; persist?: PersistHook },
+    options: {
+      memory: RingMemory;
+      mr: MemoryRegion;
+      maxLogBytes: number;
+      persist?: PersistHook;
+      retain?: boolean;
+    },
   ) {
+    this.retain = options.retain ?? false;
     this.memory = options.memory;
     this.mr = options.mr;
     this.ring = new RingCursor({ ringBytes: options.memory.length });
@@ -96,6 +109,7 @@ export class ReplicaState {
       this.counters.nops++;
       return AckStatus.OK;
     }
+    if (record.flags === RecordFlags.RELEASE) return this.#release(record.seq);
     if (record.seq > this.nextSeq) return this.#refuse(AckStatus.SEQ_GAP);
     if (record.seq < this.nextSeq) return this.#refuse(AckStatus.SEQ_DUPLICATE);
     const length = record.dataLength;
@@ -108,8 +122,7 @@ export class ReplicaState {
     if (!this.ring.canPlace(length)) return this.#refuse(AckStatus.NO_CREDIT);
     if (record.flags === RecordFlags.SKIP) {
       this.ring.place(length);
-      this.ring.release(this.ring.writePos);
-      this.nextSeq++;
+      this.#accepted1();
       this.counters.skips++;
       return AckStatus.OK;
     }
@@ -126,12 +139,28 @@ export class ReplicaState {
       return this.#refuse(AckStatus.PERSIST_FAILED);
     }
     this.ring.place(length);
-    // Persisted: the space may be reused (the write cache retains it instead).
-    this.ring.release(this.ring.writePos);
-    this.nextSeq++;
+    this.#accepted1();
     this.digest.add(record.seq, record.lba, length, crc);
     this.counters.accepted++;
     this.counters.acceptedBytes += length;
+    return AckStatus.OK;
+  }
+
+  /** One more seq accepted: release it at once unless retaining. */
+  #accepted1(): void {
+    this.nextSeq++;
+    if (!this.retain) {
+      // Persisted: the space may be reused (a write cache retains it until RELEASE).
+      this.ring.release(this.ring.writePos);
+      this.releasedSeq = this.nextSeq - 1;
+    }
+  }
+
+  /** RELEASE through `seq`: frees the oldest logs up to it; idempotent below releasedSeq. */
+  #release(seq: number): number {
+    this.counters.releases++;
+    if (seq >= this.nextSeq) return this.#refuse(AckStatus.BAD_RELEASE);
+    for (; this.releasedSeq < seq; this.releasedSeq++) this.ring.releaseOldest();
     return AckStatus.OK;
   }
 

@@ -159,3 +159,26 @@ Deno.test("bootstrap refusals (wrong secret, wrong version, junk, oversized fram
   assert.equal(r.accepted, 5);
   assert.equal(r.sessions, 1);
 });
+
+Deno.test("a retaining replica frees space only on RELEASE; a full ring fails a write in bounded time", async () => {
+  await using replica = await startReplica(
+    b,
+    ["--ring", "64k", "--retain", "--once", "--json"],
+    env,
+  );
+  const p = await scenario("retain", replica.port, ["--ring", "64k"]);
+  assert.deepEqual(p.first, [1, 2, 3, 4]);
+  assert.equal(p.blocked, "BackpressureError", "the fifth log found no room and failed");
+  assert.ok(
+    p.waitedMs >= 1400 && p.waitedMs < 5000,
+    `it failed after the admission timeout (${p.waitedMs} ms)`,
+  );
+  assert.equal(p.afterRelease, 5, "after RELEASE through seq 2 the next log fits");
+  assert.equal(p.badRelease, "BAD_RELEASE");
+  assert.equal(p.stats.admissionTimeouts, 1);
+  // deno-lint-ignore no-explicit-any
+  const r = (await replica.result()) as any;
+  assert.equal(r.accepted, 5);
+  assert.ok(r.releases >= 2, `the replica saw the RELEASE records (${r.releases})`);
+  assert.equal(r.refused.BAD_RELEASE, 1);
+});

@@ -64,7 +64,7 @@ Deno.test("decodeAck reaches every refusal with a typed reason", async (t) => {
   const cases: [string, (v: DataView) => void, AckReason][] = [
     ["wrong magic", (v) => v.setUint8(3, 0), AckReason.BAD_MAGIC],
     ["version 0", (v) => v.setUint16(4, 0, true), AckReason.BAD_VERSION],
-    ["status 8", (v) => v.setUint16(6, 8, true), AckReason.UNKNOWN_STATUS],
+    ["status 9", (v) => v.setUint16(6, 9, true), AckReason.UNKNOWN_STATUS],
     ["seq 2^53", (v) => v.setUint32(12, 0x20_0000, true), AckReason.U64_TOO_LARGE],
     ["nextSeq 2^63", (v) => v.setUint32(20, 2 ** 31, true), AckReason.U64_TOO_LARGE],
     ["released 2^64-1", (v) => v.setBigUint64(24, 2n ** 64n - 1n, true), 5],
@@ -113,9 +113,10 @@ Deno.test("ack status and reason names follow the tables", () => {
     "BAD_RECORD",
     "PERSIST_FAILED",
     "NO_CREDIT",
+    "BAD_RELEASE",
   ]);
-  assert.deepEqual(statuses, [0, 1, 2, 3, 4, 5, 6, 7]);
-  assert.equal(ackStatusName(8), "UNKNOWN(8)");
+  assert.deepEqual(statuses, [0, 1, 2, 3, 4, 5, 6, 7, 8]);
+  assert.equal(ackStatusName(9), "UNKNOWN(9)");
   assert.equal(ackReasonName(AckReason.UNKNOWN_STATUS), "UNKNOWN_STATUS");
 });
 

@@ -207,7 +207,43 @@ async function bootstrap() {
   return { refusals, after };
 }
 
-const scenarios: Record<string, () => Promise<unknown>> = { bulk, refusals, credits, bootstrap };
+async function retain() {
+  // 64 KiB ring, 16 KiB logs: four fill it; the fifth must wait for a RELEASE.
+  await using primary = await Primary.connect({
+    ...base,
+    maxLogBytes: 16384,
+    retain: true,
+    admissionTimeoutMs: 1500,
+  });
+  const data = new Uint8Array(16384).fill(3);
+  const first = [];
+  for (let i = 0; i < 4; i++) first.push((await primary.replicate(data, { lba: i * 4 })).seq);
+  const t0 = performance.now();
+  const blocked = await primary.replicate(data, { lba: 99 }).then(
+    () => "accepted!",
+    (e) => (e as Error).name,
+  );
+  const waitedMs = Math.round(performance.now() - t0);
+  primary.release(2);
+  const afterRelease = (await primary.replicate(data, { lba: 100 })).seq;
+  const s = primary.stats();
+  const bad = emptyRecord();
+  Object.assign(bad, { flags: RecordFlags.RELEASE, seq: s.nextSeq + 5 });
+  const raw = new Uint8Array(recordBytes);
+  encodeRecord(new DataView(raw.buffer), 0, bad);
+  const badRelease = ackStatusName((await primary.sendRawRecord(raw)).status);
+  primary.release(primary.answeredSeq);
+  await new Promise((r) => setTimeout(r, 200));
+  return { first, blocked, waitedMs, afterRelease, badRelease, stats: primary.stats() };
+}
+
+const scenarios: Record<string, () => Promise<unknown>> = {
+  bulk,
+  refusals,
+  credits,
+  bootstrap,
+  retain,
+};
 const scenario = scenarios[positionals[0]];
 if (!scenario) {
   console.error(

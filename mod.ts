@@ -4,27 +4,26 @@
  *
  * Everything an experiment script needs is exported here.
  *
- * @example Two RC QPs on the lab's Soft-RoCE pair, one RDMA WRITE
+ * @example Replicate logs to a replica (run under `deno task lab -- deno run -A script.ts`)
  * ```ts ignore
- * import {
- *   CompletionQueue, Context, IBV_ACCESS_FLAGS as A, IBV_WR_OPCODE as O, IBV_SEND_FLAGS as S,
- *   ProtectionDomain, QueuePair, readTopology, sendDescriptor,
- * } from "./mod.ts";
+ * import { Primary, readTopology } from "./mod.ts";
  *
- * const topo = readTopology()!; // written by scripts/softroce-pair.sh up
- * using ctx = Context.open(topo.a.device);
+ * const topo = readTopology()!; // the Soft-RoCE pair the lab brought up
+ * // The replica runs in the other namespace: `cmd/replica.ts --device rxeb --host 192.0.2.2`.
+ * await using primary = await Primary.connect({
+ *   device: topo.a.device, host: topo.b.address, secret: Deno.env.get("RRL_SECRET")!, depth: 16,
+ * });
+ * const log = await primary.replicate(new Uint8Array(4096), { lba: 0 }); // resolves on the OK ack
+ * console.log(log.seq, log.latencyUs, primary.stats().summary, primary.digest());
+ * ```
+ *
+ * @example The verbs layer directly
+ * ```ts ignore
+ * import { CompletionQueue, Context, ProtectionDomain, QueuePair } from "./mod.ts";
+ * using ctx = Context.open("rxea");
  * using pd = new ProtectionDomain(ctx);
  * using cq = new CompletionQueue(ctx, { entries: 64 });
  * using qp = QueuePair.create(pd, { sendCq: cq, recvCq: cq, maxSendWr: 16, maxRecvWr: 16 });
- * // ... exchange qp.endpoint(gid) with the peer, then:
- * // qp.connect(peerEndpoint, { sgidIndex, access: A.IBV_ACCESS_REMOTE_WRITE });
- * const wr = sendDescriptor();
- * wr.opcode = O.IBV_WR_RDMA_WRITE;
- * wr.flags = S.IBV_SEND_SIGNALED;
- * // wr.addr/length/lkey from an MR, wr.remoteAddr/rkey from the peer
- * qp.sendChain.add(wr);
- * qp.postSend();
- * while (cq.poll() === 0) { }
  * ```
  *
  * @module
@@ -60,7 +59,40 @@ export * from "./lib/log/ack.ts";
 export * from "./lib/log/ring.ts";
 export { crc32c, crc32cAt, crc32cBackend } from "./lib/log/crc32c.ts";
 
+// Replication: primary and replica over one RC QP.
+export {
+  type LogOptions,
+  type LogSource,
+  Primary,
+  type PrimaryOptions,
+} from "./lib/replication/primary.ts";
+export type { ReplicatedLog } from "./lib/replication/flight.ts";
+export { Replica, type ReplicaOptions, type ReplicaStats } from "./lib/replication/replica.ts";
+export type { AcceptedLog, PersistHook } from "./lib/replication/replica_state.ts";
+export type { PrimaryStatsValue } from "./lib/replication/primary_stats.ts";
+export type { DigestValue } from "./lib/replication/digest.ts";
+export {
+  BackpressureError,
+  ProtocolError,
+  ReplicationError,
+  SessionError,
+} from "./lib/replication/errors.ts";
+export { BootstrapError } from "./lib/replication/bootstrap.ts";
+export { anonymousMemory, type RingMemory } from "./lib/replication/ring_memory.ts";
+
+// Workloads and measurements.
+export {
+  DataFiller,
+  parseBytes,
+  parseLbaPattern,
+  parseSizeSpec,
+  WorkloadPlan,
+} from "./lib/bench/workload.ts";
+export { runWorkload, type WorkloadResult } from "./lib/bench/run_workload.ts";
+export { formatSummary, LatencyRecorder, type LatencySummary } from "./lib/bench/summary.ts";
+
 // The lab: topology, running commands where Soft-RoCE works.
 export { inNamespace, readTopology, type Topology } from "./lib/lab/topology.ts";
 export { runInLab } from "./lib/lab/runner.ts";
+export { randomSecret, type ReplicaProcess, runTool, startReplica } from "./lib/lab/processes.ts";
 export { Prng } from "./lib/prng.ts";

@@ -5,6 +5,7 @@
  *
  * @module
  */
+import { array, struct } from "./layout.ts";
 
 const symbols = {
   __errno_location: { parameters: [], result: "pointer" }, // int *__errno_location(void)
@@ -51,6 +52,21 @@ const symbols = {
     result: "i32",
   },
   fcntl: { parameters: ["i32", "i32", "i32"], result: "i32" }, // int fcntl(int fd, int cmd, int arg)
+  pwrite_buffer: {
+    name: "pwrite",
+    parameters: ["i32", "buffer", "usize", "i64"], // int fd, const void *buf, size_t n, off_t off
+    result: "isize",
+  },
+  pread_buffer: {
+    name: "pread",
+    parameters: ["i32", "buffer", "usize", "i64"], // int fd, void *buf, size_t n, off_t off
+    result: "isize",
+  },
+  lseek: { parameters: ["i32", "i64", "i32"], result: "i64" }, // off_t lseek(int fd, off_t offset, int whence)
+  posix_fallocate: { parameters: ["i32", "i64", "i64"], result: "i32" }, // int posix_fallocate(int fd, off_t offset, off_t len): returns the error, not errno
+  statfs: { parameters: ["buffer", "buffer"], result: "i32" }, // int statfs(const char *path, struct statfs *buf)
+  fstatfs: { parameters: ["i32", "buffer"], result: "i32" }, // int fstatfs(int fd, struct statfs *buf)
+  flock: { parameters: ["i32", "i32"], result: "i32" }, // int flock(int fd, int operation)
 } as const satisfies Deno.ForeignLibraryInterface;
 
 /** libc, loaded once. */
@@ -111,3 +127,24 @@ export const O_RDONLY = 0, O_RDWR = 2, O_CREAT = 0o100, O_CLOEXEC = 0o2000000;
 export const F_GETFL = 3, F_SETFL = 4, O_NONBLOCK = 0o4000;
 /** poll events. */
 export const POLLIN = 0x001;
+/** More open flags (`<fcntl.h>`, x86-64). */
+export const O_EXCL = 0o200, O_TRUNC = 0o1000, O_DIRECTORY = 0o200000;
+/** lseek whence. */
+export const SEEK_END = 2;
+/** flock operations. */
+export const LOCK_EX = 2, LOCK_NB = 4;
+/** `struct statfs` (`<sys/vfs.h>`, x86-64 glibc): `f_type` is the file system's magic number. */
+export const statfsLayout = struct("statfs", [
+  ["f_type", "i64"],
+  ["f_bsize", "i64"],
+  ["f_blocks", "u64"],
+  ["f_bfree", "u64"],
+  ["f_bavail", "u64"],
+  ["f_files", "u64"],
+  ["f_ffree", "u64"],
+  ["f_fsid", array("i32", 2)],
+  ["f_namelen", "i64"],
+  ["f_frsize", "i64"],
+  ["f_flags", "i64"],
+  ["f_spare", array("i64", 4)],
+]);

@@ -9,6 +9,7 @@ import { AckStatus } from "../lib/log/ack.ts";
 import { parseBytes } from "../lib/bench/workload.ts";
 import { Replica, type ReplicaStats } from "../lib/replication/replica.ts";
 import { ReplicaVerifier } from "../lib/replication/verify.ts";
+import { openReplicaCache } from "../lib/cache/replica_cache.ts";
 import { checkDenoVersion } from "../lib/version.ts";
 import { parseIntOption, readSecret, runCommand } from "./options.ts";
 
@@ -45,6 +46,10 @@ export function run(args: string[]): Promise<number> {
       "keep logs until the primary's RELEASE (a write cache) instead of freeing them once persisted",
     )
     .option(
+      "--cache <path>",
+      "keep the data ring in this write-cache file (tmpfs/hugetlbfs), persisted before each ack; implies --retain",
+    )
+    .option(
       "--verify-seed <seed>",
       "check every log's bytes against the workload of this seed",
       parseIntOption(0, 2 ** 32 - 1),
@@ -70,7 +75,12 @@ export function run(args: string[]): Promise<number> {
       ? new ReplicaVerifier(opts.verifySeed)
       : undefined;
     const slowUs = opts.slowUs ?? 0;
+    using cacheHooks = opts.cache
+      ? openReplicaCache({ path: opts.cache, dataBytes: parseBytes(opts.ring, "--ring") })
+      : undefined;
     const replica = await Replica.listen({
+      memory: cacheHooks?.cache.data,
+      onRelease: cacheHooks?.onRelease,
       device: opts.device,
       gidIndex: opts.gidIndex,
       hostname: opts.host,
@@ -80,13 +90,13 @@ export function run(args: string[]): Promise<number> {
       metaSlots: opts.slots,
       maxLogBytes: opts.maxLog ? parseBytes(opts.maxLog, "--max-log") : undefined,
       spinUs: opts.spinUs,
-      retain: opts.retain ?? false,
+      retain: (opts.retain ?? false) || cacheHooks !== undefined,
       faultStatus: fault ? (seq) => (seq === fault.seq ? fault.status : undefined) : undefined,
-      persist: verifier || slowUs
+      persist: verifier || slowUs || cacheHooks
         ? (log) => {
-          verifier?.check(log);
+          if (!log.skip) verifier?.check(log);
           if (slowUs) stall(slowUs);
-          return true;
+          return cacheHooks ? cacheHooks.persist(log) : true;
         }
         : undefined,
     });

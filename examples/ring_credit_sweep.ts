@@ -2,33 +2,31 @@
  * How the replica's data ring (its credits) limits throughput: one log size and depth,
  * one CSV row per ring size.
  *
- * The primary may only write into ring space the replica has released (each ack carries
- * the released position), so at most `ring / size` logs are in flight however deep the
- * queue: once `ring < depth × size`, the ring and not the depth sets throughput, and logs
- * wait at the primary for credits. Per ring size, a fresh replica (`cmd/replica.ts`) in
- * namespace B and the primary (`cmd/primary.ts --json`) in namespace A, separate processes:
- * `--warmup` logs unmeasured, then `--count` logs of `--size` with `--depth` in flight.
- *
- * Run it where Soft-RoCE works (the lab VM, or natively as root):
+ * The primary writes only into ring space the replica has released (each ack carries the
+ * released position), so at most `ring / size` logs fly however deep the queue. On a long
+ * link throughput is in-flight bytes / round trip, so a ring below the bandwidth-delay
+ * product caps it and logs queue at the primary for credits. Per ring, a fresh replica
+ * (`cmd/replica.ts`) in namespace B and the primary (`cmd/primary.ts --json`) in A:
+ * `--warmup` logs unmeasured, then `--count` logs of `--size`, `--depth` in flight.
+ * `--delay-ms` lengthens the link: netem on A's veth, replacing its root qdisc until the end.
  *
  * ```sh
  * deno task lab -- deno run -A --cached-only --no-check examples/ring_credit_sweep.ts --count 2000
+ * # In the TCG lab VM the CPU, not the wire, is the bottleneck and rows differ by noise only:
+ * # lengthen the link with --delay-ms 20 to see credits bite.
  * ```
  *
- * Reading the CSV (`--out`, default `runs/ring-<timestamp>.csv`; rows appended as points
- * finish):
- * - `ring`, `size` bytes; `depth` logs in flight asked; `ring_logs` = ⌊ring / size⌋, the
- *   most logs the ring lets fly (the effective depth is min(depth, ring_logs));
- * - `count`, `ops_per_s`, `mb_per_s`, `p50` .. `max` (µs): as in `sweep_sizes_depths.ts`;
- * - `admission_waits`: logs that found no room (no credits, or the depth full) and queued
- *   at the primary; `waits_per_log` = that / logs acked. Both count the warm-up too
- *   (the primary's session counters);
- * - `max_ahead_bytes`: most bytes ever written beyond the replica's release (≤ ring); equal
- *   to the ring means the primary ran out of credits;
- * - `acked`, `refused`: `acked < count` or `refused > 0` means the point failed.
+ * The CSV (`--out`, default `runs/ring-<timestamp>.csv`, a row appended per ring):
+ * - `ring`, `size` (bytes), `depth`; `ring_logs` = ⌊ring / size⌋, the most logs the ring
+ *   lets fly (effective depth min(depth, ring_logs)); `delay_ms` the added delay;
+ * - `count` .. `max`: as in `sweep_sizes_depths.ts`; latency includes the credit wait;
+ * - `admission_waits`: logs that found no room (credits, or the depth full) and queued,
+ *   `waits_per_log` per acked log; both include the warm-up (session counters);
+ * - `max_ahead_bytes`: most bytes written beyond the replica's release; = ring means the
+ *   primary ran out of credits; `acked < count` or `refused > 0`: the point failed.
  *
- * Expect ops_per_s to rise with the ring up to `ring ≈ depth × size`, then stay flat while
- * admission_waits fall to about 0 and max_ahead_bytes stops at about depth × size.
+ * Expect ops_per_s to grow with the ring up to ring ≈ depth × size, then stay flat, with
+ * admission_waits at 0 and max_ahead_bytes stopping at depth × size.
  *
  * @module
  */
@@ -36,6 +34,7 @@ import { parseArgs } from "node:util";
 import { dirname } from "node:path";
 import {
   checkRingBytes,
+  inNamespace,
   logBytesLimit,
   parseBytes,
   parseSizeSpec,
@@ -48,44 +47,34 @@ import {
   type WorkloadResult,
 } from "../mod.ts";
 
-const columns = "ring,size,depth,ring_logs,count,ops_per_s,mb_per_s,p50,p90,p99,p999,max," +
-  "admission_waits,waits_per_log,max_ahead_bytes,acked,refused";
+const columns = "ring,size,depth,ring_logs,delay_ms,count,ops_per_s,mb_per_s," +
+  "p50,p90,p99,p999,max,admission_waits,waits_per_log,max_ahead_bytes,acked,refused";
 const depthMax = 1000; // the primary's limit; the replica posts depth + 2 RECVs (≤ 1024)
 const ringsMax = 32;
 const countMax = 10_000_000;
+const delayMsMax = 1000;
 const timeoutSMax = 86_400;
 
 const usage = `Usage: examples/ring_credit_sweep.ts [options]
 
 Replicate --count logs of one size and depth per data ring size across the Soft-RoCE
-pair and append one CSV row per ring: throughput, latency and the primary's credit waits.
+pair; append one CSV row per ring: throughput, latency, the primary's credit waits.
 
   --rings LIST      data ring sizes, 64k..1g          (default 64k,256k,1m,16m)
   --size SIZE       log size, ≤ half the least ring   (default 16k)
   --depth N         logs in flight, 1..${depthMax}           (default 16)
   --count N         measured logs per point           (default 2000)
   --warmup N        unmeasured logs first, per point  (default 200)
+  --delay-ms N      one-way delay A → B (netem), ms   (default 0)
+  --qp-timeout N    primary's QP ACK timeout, 4.096 µs × 2^N: below the round trip the
+                    transport resends spuriously      (default 14, or 17 with --delay-ms)
   --timeout-s N     bound on one point's primary      (default 300)
   --out PATH        CSV file, appended to             (default runs/ring-<timestamp>.csv)
   -h, --help        this text`;
 
-/** What `cmd/primary.ts --json` prints as its last line (the parts used here). */
-interface PrimaryReport {
-  result: WorkloadResult;
-  stats: PrimaryStatsValue;
-}
+type Options = NonNullable<ReturnType<typeof parseOptions>>;
 
-interface Options {
-  rings: number[];
-  size: number;
-  depth: number;
-  count: number;
-  warmup: number;
-  timeoutMs: number;
-  out: string;
-}
-
-function parseOptions(args: string[]): Options | undefined {
+function parseOptions(args: string[]) {
   const { values: v } = parseArgs({
     args,
     strict: true,
@@ -95,6 +84,8 @@ function parseOptions(args: string[]): Options | undefined {
       depth: { type: "string", default: "16" },
       count: { type: "string", default: "2000" },
       warmup: { type: "string", default: "200" },
+      "delay-ms": { type: "string", default: "0" },
+      "qp-timeout": { type: "string" },
       "timeout-s": { type: "string", default: "300" },
       out: { type: "string" },
       help: { type: "boolean", short: "h" },
@@ -107,10 +98,11 @@ function parseOptions(args: string[]): Options | undefined {
     throw new RangeError(`--rings '${v.rings}': list at most ${ringsMax} sizes, each once`);
   }
   const [size, ...more] = parseSizeSpec(v.size).sizes;
-  const smallest = Math.min(...rings);
-  if (more.length > 0 || size > logBytesLimit(smallest)) {
-    throw new RangeError(`--size '${v.size}': one size, ≤ half the smallest ring (${smallest} B)`);
+  const least = Math.min(...rings);
+  if (more.length > 0 || size > logBytesLimit(least)) {
+    throw new RangeError(`--size '${v.size}': one size, ≤ half the least ring (${least} B)`);
   }
+  const delayMs = int(v["delay-ms"], "--delay-ms", 0, delayMsMax);
   const stamp = new Date().toISOString().replace(/[:.]/g, "-");
   return {
     rings,
@@ -118,6 +110,8 @@ function parseOptions(args: string[]): Options | undefined {
     depth: int(v.depth, "--depth", 1, depthMax),
     count: int(v.count, "--count", 1, countMax),
     warmup: int(v.warmup, "--warmup", 0, countMax),
+    delayMs,
+    qpTimeout: int(v["qp-timeout"] ?? (delayMs > 0 ? "17" : "14"), "--qp-timeout", 0, 31),
     timeoutMs: int(v["timeout-s"], "--timeout-s", 1, timeoutSMax) * 1000,
     out: v.out ?? `runs/ring-${stamp}.csv`,
   };
@@ -137,13 +131,22 @@ const seconds = (t0: number) => `${((performance.now() - t0) / 1000).toFixed(1)}
 /** Creates the CSV with its header, or checks the header of the one being appended to. */
 async function openCsv(path: string): Promise<void> {
   await Deno.mkdir(dirname(path), { recursive: true });
-  const text = await Deno.readTextFile(path).catch((error) => {
-    if (error instanceof Deno.errors.NotFound) return "";
-    throw error;
-  });
-  if (text === "") await Deno.writeTextFile(path, `${columns}\n`);
-  else if (text.split("\n")[0] !== columns) {
-    throw new RangeError(`${path} holds other columns: pass a new --out`);
+  const first = await Deno.readTextFile(path).then((text) => text.split("\n")[0], () => "");
+  if (first === "") await Deno.writeTextFile(path, `${columns}\n`);
+  else if (first !== columns) throw new Error(`${path} holds other columns: pass a new --out`);
+}
+
+/** Sets (ms > 0) or removes (0) the netem delay on side A's netdev, in its namespace. */
+async function setDelay(topology: Topology, ms: number): Promise<void> {
+  const { a } = topology;
+  const tc = ms > 0
+    ? ["tc", "qdisc", "replace", "dev", a.netdev, "root", "netem", "delay", `${ms}ms`]
+    : ["tc", "qdisc", "del", "dev", a.netdev, "root"];
+  // netem's default queue of 1000 packets would drop a deep, wide window.
+  const argv = inNamespace(a, ms > 0 ? [...tc, "limit", "100000"] : tc);
+  const out = await new Deno.Command(argv[0], { args: argv.slice(1), stderr: "piped" }).output();
+  if (!out.success) {
+    throw new Error(`${argv.join(" ")} failed: ${new TextDecoder().decode(out.stderr).trim()}`);
   }
 }
 
@@ -152,7 +155,7 @@ async function measure(
   topology: Topology,
   o: Options,
   ring: number,
-): Promise<{ code: number; report: PrimaryReport }> {
+): Promise<{ code: number; result: WorkloadResult; stats: PrimaryStatsValue }> {
   const env = { RRL_SECRET: randomSecret() };
   const { a, b } = topology;
   const shared = ["--ring", String(ring), "--max-log", String(o.size)];
@@ -164,9 +167,44 @@ async function measure(
     ...["--device", a.device, "--host", b.address, "--port", String(replica.port)],
     ...shared,
     ...["-s", String(o.size), "-q", String(o.depth), "-n", String(o.count)],
-    ...["--warmup", String(o.warmup), "--lba", "seq", "--json", ...(Deno.env.get("QPT") ? ["--qp-timeout", Deno.env.get("QPT")!] : [])],
+    ...["--warmup", String(o.warmup), "--qp-timeout", String(o.qpTimeout)],
+    ...["--lba", "seq", "--json"],
   ], { env, timeoutMs: o.timeoutMs });
-  return { code: out.code, report: out.json as unknown as PrimaryReport };
+  // The last line of `cmd/primary.ts --json`: { config, result, digest, stats }.
+  const report = out.json as unknown as { result: WorkloadResult; stats: PrimaryStatsValue };
+  return { code: out.code, ...report };
+}
+
+async function sweep(topology: Topology, o: Options): Promise<number> {
+  let failed = 0;
+  for (const [i, ring] of o.rings.entries()) {
+    const label = `[${i + 1}/${o.rings.length}] ring ${kib(ring)}`;
+    const t0 = performance.now();
+    try {
+      const { code, result: r, stats } = await measure(topology, o, ring);
+      const s = r.summary;
+      const waitsPerLog = stats.admissionWaits / Math.max(1, stats.ackedLogs);
+      const point = [ring, o.size, o.depth, Math.floor(ring / o.size), o.delayMs, o.count];
+      const rates = [s.ops_per_s.toFixed(1), s.mb_per_s.toFixed(2)];
+      const latency = [s.p50, s.p90, s.p99, s.p999, s.max].map((us) => us.toFixed(1));
+      const credits = [stats.admissionWaits, waitsPerLog.toFixed(3), stats.maxAheadBytes];
+      const row = [...point, ...rates, ...latency, ...credits, r.acked, r.refused];
+      await Deno.writeTextFile(o.out, `${row.join(",")}\n`, { append: true });
+      if (code !== 0) failed++;
+      const failure = code === 0 ? "" : `; FAILED (exit ${code}) ${r.failure ?? ""}`;
+      console.log(
+        `${label}: ${s.ops_per_s.toFixed(0)} ops/s, p50 ${s.p50.toFixed(0)} µs, ` +
+          `${stats.admissionWaits} credit waits, at most ${stats.maxAheadBytes} B ahead, ` +
+          `${seconds(t0)}${failure}`,
+      );
+    } catch (error) {
+      failed++;
+      const timedOut = performance.now() - t0 >= o.timeoutMs;
+      const why = timedOut ? "timed out (--timeout-s)" : (error as Error).message;
+      console.log(`${label}: FAILED after ${seconds(t0)}, no row: ${why}`);
+    }
+  }
+  return failed;
 }
 
 async function main(args: string[]): Promise<number> {
@@ -186,39 +224,22 @@ async function main(args: string[]): Promise<number> {
     console.error("ring sweep: no Soft-RoCE topology is up: run it under 'deno task lab -- ...'");
     return 1;
   }
+  if (o.delayMs > 0 && topology.kind !== "pair") {
+    console.error("ring sweep: --delay-ms needs the namespace pair (loopback has no wire)");
+    return 1;
+  }
   await openCsv(o.out);
   console.log(
-    `ring sweep: ${o.rings.length} rings, ${o.size} B logs, depth ${o.depth}, on the ` +
-      `${topology.kind} ${topology.a.device} → ${topology.b.device}` +
+    `ring sweep: ${o.rings.length} ring(s), ${kib(o.size)} logs, depth ${o.depth}, delay ` +
+      `${o.delayMs} ms, on the ${topology.kind} ${topology.a.device} → ${topology.b.device}` +
       (Deno.env.get("RRL_IN_LAB") === "vm" ? " (TCG lab VM: compare points, not absolutes)" : ""),
   );
+  if (o.delayMs > 0) await setDelay(topology, o.delayMs);
   let failed = 0;
-  for (const [i, ring] of o.rings.entries()) {
-    const label = `[${i + 1}/${o.rings.length}] ring ${kib(ring)}`;
-    const t0 = performance.now();
-    try {
-      const { code, report: { result: r, stats } } = await measure(topology, o, ring);
-      const s = r.summary;
-      const waitsPerLog = stats.admissionWaits / Math.max(1, stats.ackedLogs);
-      const point = [ring, o.size, o.depth, Math.floor(ring / o.size), o.count];
-      const rates = [s.ops_per_s.toFixed(1), s.mb_per_s.toFixed(2)];
-      const latency = [s.p50, s.p90, s.p99, s.p999, s.max].map((us) => us.toFixed(1));
-      const credits = [stats.admissionWaits, waitsPerLog.toFixed(3), stats.maxAheadBytes];
-      const row = [...point, ...rates, ...latency, ...credits, r.acked, r.refused];
-      await Deno.writeTextFile(o.out, `${row.join(",")}\n`, { append: true });
-      if (code !== 0) failed++;
-      const failure = code === 0 ? "" : `; FAILED (exit ${code}) ${r.failure ?? ""}`;
-      console.log(
-        `${label}: ${s.ops_per_s.toFixed(0)} ops/s, p50 ${s.p50.toFixed(0)} µs, ` +
-          `${stats.admissionWaits} credit waits, at most ${stats.maxAheadBytes} B ahead, ` +
-          `${seconds(t0)}${failure}`,
-      );
-    } catch (error) {
-      failed++;
-      const timedOut = performance.now() - t0 >= o.timeoutMs;
-      const why = timedOut ? "timed out (--timeout-s)" : (error as Error).message;
-      console.log(`${label}: FAILED after ${seconds(t0)}, no row: ${why}`);
-    }
+  try {
+    failed = await sweep(topology, o);
+  } finally {
+    if (o.delayMs > 0) await setDelay(topology, 0);
   }
   console.log(`ring sweep: ${o.rings.length - failed} of ${o.rings.length} clean; CSV: ${o.out}`);
   return failed === 0 ? 0 : 1;

@@ -5,8 +5,8 @@
  * Per point, a fresh replica (`cmd/replica.ts`) in namespace B and the primary
  * (`cmd/primary.ts --json`) in namespace A, separate processes, frames over the veth: the
  * primary replicates `--warmup` logs unmeasured (V8's JIT), then `--count` logs of one
- * size, `depth` in flight, LBAs sequential. The data ring (`--ring`, 64m) is big enough
- * that credits never limit a point (`ring_credit_sweep.ts` measures where they do).
+ * size, `depth` in flight, LBAs sequential. The data ring (`--ring`, 64m) is far above
+ * size × depth, so credits never limit a point (`ring_credit_sweep.ts` measures that).
  *
  * Run it where Soft-RoCE works (the lab VM, or natively as root):
  *
@@ -131,14 +131,9 @@ const seconds = (t0: number) => `${((performance.now() - t0) / 1000).toFixed(1)}
 /** Creates the CSV with its header, or checks the header of the one being appended to. */
 async function openCsv(path: string): Promise<void> {
   await Deno.mkdir(dirname(path), { recursive: true });
-  const text = await Deno.readTextFile(path).catch((error) => {
-    if (error instanceof Deno.errors.NotFound) return "";
-    throw error;
-  });
-  if (text === "") await Deno.writeTextFile(path, `${columns}\n`);
-  else if (text.split("\n")[0] !== columns) {
-    throw new RangeError(`${path} holds other columns: pass a new --out`);
-  }
+  const first = await Deno.readTextFile(path).then((text) => text.split("\n")[0], () => "");
+  if (first === "") await Deno.writeTextFile(path, `${columns}\n`);
+  else if (first !== columns) throw new Error(`${path} holds other columns: pass a new --out`);
 }
 
 /** One point: a fresh replica in B, the primary in A; the primary's report. */
@@ -184,7 +179,7 @@ async function main(args: string[]): Promise<number> {
   await openCsv(o.out);
   const total = o.sizes.length * o.depths.length;
   console.log(
-    `sweep: ${total} points on the ${topology.kind} ${topology.a.device} → ${topology.b.device}` +
+    `sweep: ${total} point(s) on the ${topology.kind} ${topology.a.device} → ${topology.b.device}` +
       (Deno.env.get("RRL_IN_LAB") === "vm" ? " (TCG lab VM: compare points, not absolutes)" : ""),
   );
   let done = 0;

@@ -268,6 +268,13 @@ export class DataFiller {
     }
   }
 
+  /** Writes block `k` of log `seq` at `lba` (what {@linkcode fill} puts there) at `offset`. */
+  fillBlock(bytes: Uint8Array, offset: number, seq: number, lba: number, k: number): void {
+    checkSpan(bytes, offset, blockBytes, seq, lba + k);
+    bytes.set(this.#blocks[(this.#startBlock(seq, lba) + k) % patternBlocks], offset);
+    writeStamp(bytes, offset, seq, lba + k, k);
+  }
+
   /** True when `bytes[offset, offset + length)` is exactly what {@linkcode fill} wrote. */
   verifyFill(bytes: Uint8Array, offset: number, length: number, seq: number, lba: number): boolean {
     return this.findMismatch(bytes, offset, length, seq, lba) === -1;

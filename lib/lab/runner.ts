@@ -22,6 +22,21 @@ export async function runInLab(
 ): Promise<{ code: number; mode: LabMode }> {
   if (insideLabVm()) throw new Error("Already inside the lab VM: run the command directly");
   const chosen = chooseLabMode(mode);
+  if (chosen === "vm") await warmCaches();
   const code = chosen === "vm" ? await runInVm(options) : await runNative(options);
   return { code, mode: chosen };
+}
+
+/**
+ * Transpiles and code-caches every project module on the host first: the VM sees the
+ * host's Deno cache read-only, and transpiling under emulation costs seconds per process.
+ */
+async function warmCaches(): Promise<void> {
+  const script = new URL("../../scripts/warm_cache.ts", import.meta.url).pathname;
+  await new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", "--no-check", script],
+    stdin: "null",
+    stdout: "null",
+    stderr: "null",
+  }).output();
 }

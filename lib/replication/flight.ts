@@ -21,6 +21,8 @@ export interface ReplicatedLog {
   latencyUs: number;
   /** Times the log was posted again after an earlier log's refusal. */
   resends: number;
+  /** When the OK ack was handled (performance.now(), ms). */
+  ackedAt: number;
 }
 
 /** One record in flight (reused). */

@@ -23,12 +23,13 @@ import { LogDigest } from "./digest.ts";
 import { BackpressureError, SessionError } from "./errors.ts";
 import { Entry, Flight, type ReplicatedLog } from "./flight.ts";
 import { CompletionPoller } from "./poller.ts";
-import { PrimaryEngine } from "./primary_engine.ts";
+import { PrimaryEngine, type PrimaryHooks } from "./primary_engine.ts";
 import { anonymousMemory, type RingMemory } from "./ring_memory.ts";
 import { type Link, Side, type SideOptions } from "./side.ts";
 import { PrimaryStats, type PrimaryStatsValue } from "./primary_stats.ts";
 
 export type { ReplicatedLog } from "./flight.ts";
+export type { PlacedLog, PrimaryHooks } from "./primary_engine.ts";
 
 /** Options of {@linkcode Primary.connect}. */
 export interface PrimaryOptions extends SideOptions {
@@ -55,6 +56,8 @@ export interface PrimaryOptions extends SideOptions {
    * them first); the replica must run with `retain` too. Default false.
    */
   retain?: boolean;
+  /** Write-cache hooks (persistence points before a log is posted). */
+  hooks?: PrimaryHooks;
   /** A log waiting this long for room (depth, credits, ring) fails with BackpressureError (default 10000 ms). */
   admissionTimeoutMs?: number;
   /** Where log lines go (default stderr). */
@@ -218,6 +221,7 @@ export class Primary implements AsyncDisposable {
         stats,
         digest: new LogDigest(),
         retain: options.retain ?? false,
+        hooks: options.hooks,
       });
       engine.postAckReceives();
       control.sendReady();
@@ -355,6 +359,11 @@ export class Primary implements AsyncDisposable {
   release(seq: number): void {
     this.#engine.release(seq);
     this.#admitWaiters();
+  }
+
+  /** This side's ring position released so far (the write cache persists it). */
+  get ringReleasedPos(): number {
+    return this.#engine.ring.releasedPos;
   }
 
   /** Every log through this seq has been answered (acked, or refused). */

@@ -57,6 +57,26 @@ export interface EngineParts {
   digest: LogDigest;
   /** Keep acked logs in the ring until release() (a write cache de-stages them first). */
   retain: boolean;
+  /** Write-cache hooks: persist a placed log before it is posted, record a refused one. */
+  hooks?: PrimaryHooks;
+}
+
+/** A placed log as the hooks see it. */
+export interface PlacedLog {
+  seq: number;
+  offset: number;
+  length: number;
+  lba: number;
+  lbaFlags: number;
+  crc: number;
+}
+
+/** Called by the engine at the write cache's persistence points (docs/protocol.md). */
+export interface PrimaryHooks {
+  /** The log's data is in the ring: persist it and its record before it is posted. */
+  beforePost?(log: PlacedLog): void;
+  /** The replica refused the log: it becomes a SKIP (a hole) at the same place. */
+  onSkip?(log: PlacedLog): void;
 }
 
 /** Posting and ack handling of one session. */
@@ -212,6 +232,7 @@ export class PrimaryEngine {
     e.lbaFlags = lbaFlags;
     e.crc = crc32cAt(p.memory.address, offset, length);
     e.submitted = submitted;
+    p.hooks?.beforePost?.(e);
     this.#post(e);
     p.stats.posted++;
   }
@@ -356,7 +377,8 @@ export class PrimaryEngine {
       }
       this.#answered(e);
       p.digest.add(e.seq, e.lba, e.length, e.crc);
-      const latencyUs = (performance.now() - e.submitted) * 1000;
+      const ackedAt = performance.now();
+      const latencyUs = (ackedAt - e.submitted) * 1000;
       p.stats.acked(e.length, latencyUs);
       e.resolve?.({
         seq: e.seq,
@@ -365,6 +387,7 @@ export class PrimaryEngine {
         offset: e.offset,
         latencyUs,
         resends: e.resends,
+        ackedAt,
       });
       p.flight.give(e);
       return;
@@ -383,6 +406,7 @@ export class PrimaryEngine {
     e.resolve = undefined;
     e.reject = undefined;
     e.kind = Kind.SKIP;
+    p.hooks?.onSkip?.(e);
     this.#skipsPending++;
     p.stats.skips++;
     this.#post(e);

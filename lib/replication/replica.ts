@@ -45,6 +45,8 @@ export interface ReplicaOptions extends SideOptions {
   spinUs?: number;
   /** Where log lines go (default stderr). */
   log?: (line: string) => void;
+  /** Called after a RELEASE freed logs through `seq` (the write cache persists its header). */
+  onRelease?: (seq: number, releasedPos: number) => void;
   /** Keep accepted logs until the primary's RELEASE (a write cache) instead of freeing them once persisted. */
   retain?: boolean;
   /** Fault injection: a status to answer instead of accepting log `seq` (tests, scenarios). */
@@ -99,6 +101,7 @@ export class Replica implements AsyncDisposable {
       maxLogBytes,
       persist: options.persist,
       retain: options.retain,
+      onRelease: options.onRelease,
     });
   }
 

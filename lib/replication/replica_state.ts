@@ -26,6 +26,8 @@ export interface AcceptedLog {
   crc: number;
   /** The whole ring (the log is `ring.subarray(offset, offset + length)`). */
   ring: Uint8Array;
+  /** A SKIP (a hole: no data, `crc` 0) rather than a log. */
+  skip: boolean;
 }
 
 /** Makes an accepted log durable; false answers PERSIST_FAILED and changes nothing. */
@@ -41,6 +43,21 @@ export interface ReplicaCounters {
   releases: number;
   /** Refusals by status name. */
   refused: Record<string, number>;
+}
+
+/** What a replica's state is built from. */
+export interface ReplicaStateOptions {
+  /** The data ring (registered as `mr`). */
+  memory: RingMemory;
+  mr: MemoryRegion;
+  /** Largest log accepted. */
+  maxLogBytes: number;
+  /** Makes an accepted log (or SKIP) durable before its ack. */
+  persist?: PersistHook;
+  /** Keep logs until a RELEASE instead of releasing them once persisted. */
+  retain?: boolean;
+  /** Called after a RELEASE freed logs through `seq`. */
+  onRelease?: (seq: number, releasedPos: number) => void;
 }
 
 /** The replica's durable-for-the-session state. */
@@ -60,6 +77,7 @@ export class ReplicaState {
     refused: {},
   };
   readonly #persist: PersistHook | undefined;
+  readonly #onRelease: ((seq: number, releasedPos: number) => void) | undefined;
   readonly #accepted: AcceptedLog;
   /** Next expected sequence number. */
   nextSeq = 1;
@@ -69,16 +87,9 @@ export class ReplicaState {
   readonly retain: boolean;
 
   /** Uses `memory` (registered as `mr`) as the data ring. */
-  constructor(
-    options: {
-      memory: RingMemory;
-      mr: MemoryRegion;
-      maxLogBytes: number;
-      persist?: PersistHook;
-      retain?: boolean;
-    },
-  ) {
+  constructor(options: ReplicaStateOptions) {
     this.retain = options.retain ?? false;
+    this.#onRelease = options.onRelease;
     this.memory = options.memory;
     this.mr = options.mr;
     this.ring = new RingCursor({ ringBytes: options.memory.length });
@@ -92,6 +103,7 @@ export class ReplicaState {
       length: 0,
       crc: 0,
       ring: options.memory.bytes,
+      skip: false,
     };
   }
 
@@ -121,6 +133,9 @@ export class ReplicaState {
     if (record.dataOffset !== expected) return this.#refuse(AckStatus.OUT_OF_BOUNDS);
     if (!this.ring.canPlace(length)) return this.#refuse(AckStatus.NO_CREDIT);
     if (record.flags === RecordFlags.SKIP) {
+      if (this.#persist && this.#persist(this.#fill(record, 0, true)) === false) {
+        return this.#refuse(AckStatus.PERSIST_FAILED);
+      }
       this.ring.place(length);
       this.#accepted1();
       this.counters.skips++;
@@ -146,6 +161,18 @@ export class ReplicaState {
     return AckStatus.OK;
   }
 
+  #fill(record: LogRecord, crc: number, skip: boolean): AcceptedLog {
+    const log = this.#accepted;
+    log.seq = record.seq;
+    log.lba = record.lba;
+    log.lbaFlags = record.lbaFlags;
+    log.offset = record.dataOffset;
+    log.length = record.dataLength;
+    log.crc = crc;
+    log.skip = skip;
+    return log;
+  }
+
   /** One more seq accepted: release it at once unless retaining. */
   #accepted1(): void {
     this.nextSeq++;
@@ -160,7 +187,9 @@ export class ReplicaState {
   #release(seq: number): number {
     this.counters.releases++;
     if (seq >= this.nextSeq) return this.#refuse(AckStatus.BAD_RELEASE);
+    if (seq <= this.releasedSeq) return AckStatus.OK;
     for (; this.releasedSeq < seq; this.releasedSeq++) this.ring.releaseOldest();
+    this.#onRelease?.(seq, this.ring.releasedPos);
     return AckStatus.OK;
   }
 

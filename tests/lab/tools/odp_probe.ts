@@ -14,6 +14,8 @@ import { UnsupportedError } from "../../../lib/verbs/errors.ts";
 import { sendDescriptor } from "../../../lib/verbs/work_requests.ts";
 import { openPair, pollUntil } from "../support/verbs_pair.ts";
 
+if (!import.meta.main) throw new Error("odp_probe.ts is a program: run it, do not import it");
+
 const regionBytes = 1 << 16;
 const offset = 4096 + 256;
 const length = 8192;

@@ -22,6 +22,9 @@ import { decodeMessage, encodeMessage } from "../../../lib/replication/control_c
 import { Primary } from "../../../lib/replication/primary.ts";
 import { Prng } from "../../../lib/prng.ts";
 
+if (!import.meta.main) {
+  throw new Error("primary_scenario.ts is a program: run it, do not import it");
+}
 const { positionals, values } = parseArgs({
   args: Deno.args,
   allowPositionals: true,

@@ -5,6 +5,8 @@
  */
 import { Context, listDevices } from "../../../lib/verbs/context.ts";
 
+if (!import.meta.main) throw new Error("probe_device.ts is a program: run it, do not import it");
+
 const [device, netdev] = Deno.args;
 using ctx = Context.open(device);
 const port = ctx.queryPort(1);

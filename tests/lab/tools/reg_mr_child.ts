@@ -3,6 +3,8 @@ import { Context } from "../../../lib/verbs/context.ts";
 import { ProtectionDomain } from "../../../lib/verbs/pd.ts";
 import { VerbsError } from "../../../lib/verbs/errors.ts";
 
+if (!import.meta.main) throw new Error("reg_mr_child.ts is a program: run it, do not import it");
+
 const [device, bytes] = Deno.args;
 using ctx = Context.open(device);
 using pd = new ProtectionDomain(ctx);

@@ -1,0 +1,136 @@
+/**
+ * `deno run -A cmd/cache.ts --device rxea --host 192.0.2.2 [options]`: the host cache
+ * service behind a virtual NVMe controller, driven by a fio-like randwrite + verify
+ * workload; every write is replicated before it completes, then de-staged.
+ *
+ * @module
+ */
+import { Command } from "@commander-js/extra-typings";
+import { formatSummary, progress } from "../lib/bench/summary.ts";
+import { parseBytes, parseSizeSpec } from "../lib/bench/workload.ts";
+import { runCacheWorkload } from "../lib/cache/cache_workload.ts";
+import { ExpectedImage } from "../lib/cache/expected_image.ts";
+import { HostCacheService } from "../lib/cache/service.ts";
+import { NvmeController } from "../lib/nvme/controller.ts";
+import { NvmeHost } from "../lib/nvme/host.ts";
+import { checkDenoVersion } from "../lib/version.ts";
+import { parseIntOption, readSecret, runCommand } from "./options.ts";
+
+/** Runs the workload; 0 when every write succeeded in order and everything verified. */
+export function run(args: string[]): Promise<number> {
+  const program = new Command("cache")
+    .description(
+      "Run the host cache service behind a virtual NVMe controller: each guest Write becomes a " +
+        "log in the write cache, is replicated to the replica and completes only after its OK " +
+        "ack; logs are de-staged to the backing store. Drives it with writes of mixed sizes at " +
+        "overlapping random LBAs and a Flush every N writes, then verifies everything.",
+    )
+    .requiredOption("-d, --device <name>", "RDMA device (e.g. rxea)")
+    .requiredOption("--host <host>", "the replica's control address")
+    .option("-p, --port <port>", "the replica's control port", parseIntOption(1, 65535), 18515)
+    .option("--secret <secret>", "shared secret (or RRL_SECRET)")
+    .option(
+      "--cache <path>",
+      "the primary's write-cache file (tmpfs or hugetlbfs)",
+      "/dev/shm/rrl-primary.cache",
+    )
+    .option("--backing <path>", "the backing store file or block device", "/tmp/rrl-backing.img")
+    .option("--capacity <size>", "namespace size", "64m")
+    .option("--ring <size>", "write cache data ring (= the replica's ring)", "16m")
+    .option("-n, --count <n>", "writes", parseIntOption(1, 10_000_000), 10_000)
+    .option("-s, --size <spec>", "write sizes (uniform or weighted mix)", "4k,16k,64k,256k")
+    .option("-q, --depth <n>", "NVMe commands in flight", parseIntOption(1, 1000), 16)
+    .option(
+      "--flush-every <n>",
+      "a Flush after every N writes (0: none)",
+      parseIntOption(0, 1_000_000),
+      100,
+    )
+    .option("--flush-destage", "Flush also waits for de-staging")
+    .option("--seed <n>", "workload seed", parseIntOption(0, 2 ** 32 - 1), 1)
+    .option("--no-verify", "skip the read-back and backing-store comparison")
+    .option(
+      "--no-drain",
+      "leave un-de-staged logs in both write caches at the end (as after a crash)",
+    )
+    .option("--json", "print the result as JSON on stdout");
+  return runCommand(program, args, async (opts) => {
+    checkDenoVersion();
+    const capacityBytes = parseBytes(opts.capacity, "--capacity");
+    if (capacityBytes % 4096 !== 0) {
+      throw new RangeError(`--capacity must be a multiple of 4096, got ${capacityBytes}`);
+    }
+    const sizes = parseSizeSpec(opts.size);
+    const image = new ExpectedImage(capacityBytes / 4096, opts.seed);
+    await using service = await HostCacheService.open({
+      device: opts.device,
+      host: opts.host,
+      port: opts.port,
+      secret: readSecret(opts.secret),
+      cachePath: opts.cache,
+      backingPath: opts.backing,
+      capacityBlocks: capacityBytes / 4096,
+      ringBytes: parseBytes(opts.ring, "--ring"),
+      maxLogBytes: Math.max(...sizes.sizes),
+      depth: opts.depth,
+      flushDestage: opts.flushDestage ?? false,
+      onCommit: (lba, data) => image.commit(lba, data),
+    });
+    const controller = new NvmeController({
+      backend: service,
+      capacityBlocks: capacityBytes / 4096,
+      sqDepth: Math.max(64, opts.depth * 2),
+      mdtsBytes: 1 << 20,
+    });
+    const host = new NvmeHost(controller);
+    const bar = progress(opts.count, "writing");
+    const result = await runCacheWorkload({
+      host,
+      service,
+      image,
+      count: opts.count,
+      sizes,
+      depth: opts.depth,
+      seed: opts.seed,
+      flushEvery: opts.flushEvery,
+      verify: opts.verify,
+      drain: opts.drain,
+      backingPath: opts.backing,
+      onProgress: (done) => done % 100 === 0 && bar.update(done),
+    });
+    bar.stop();
+    const replication = service.primary.stats();
+    const digest = service.primary.digest();
+    const stats = service.stats();
+    const imageSha256 = opts.verify ? await image.sha256() : undefined;
+    const destagedSeq = stats.destage.destagedSeq;
+    await service.close({ drain: opts.drain });
+    if (opts.json) {
+      console.log(JSON.stringify({ result, replication, digest, stats, imageSha256, destagedSeq }));
+    } else {
+      console.log(
+        `cache: ${result.writesOk} writes ok, ${result.writesFailed} failed, ${result.flushes} flushes in ${
+          (result.elapsedMs / 1000).toFixed(1)
+        } s`,
+      );
+      console.log(
+        `cache: commit latency (submission to completion): ${formatSummary(result.commitLatency)}`,
+      );
+      console.log(
+        `cache: replication latency (log to OK ack):        ${formatSummary(replication.summary)}`,
+      );
+      console.log(
+        `cache: completed before their ack: ${result.orderViolations}; read-back mismatches ${result.readMismatches}; backing-store mismatches ${result.backingMismatches}`,
+      );
+      console.log(
+        `cache: de-staged ${stats.destage.destagedLogs} logs in ${stats.destage.batches} batches; credit waits ${replication.admissionWaits}`,
+      );
+    }
+    const ok = result.writesFailed === 0 && result.orderViolations === 0 &&
+      (!opts.verify ||
+        (result.readMismatches === 0 && (!opts.drain || result.backingMismatches === 0)));
+    return ok ? 0 : 1;
+  });
+}
+
+if (import.meta.main) Deno.exit(await run(Deno.args));

@@ -1,0 +1,179 @@
+/**
+ * The de-stager: applies answered logs, oldest first, to the backing store (positional
+ * writes at LBA × 4096 straight from the write cache's data ring), makes them durable
+ * (`fdatasync`), records `destagedSeq` in the cache header, then releases their ring space
+ * here and at the replica (docs/protocol.md, persistence points 5 to 7).
+ *
+ * @module
+ */
+import { InvariantError } from "../assert.ts";
+import type { Primary } from "../replication/primary.ts";
+import type { BackingStore } from "./backing_store.ts";
+import type { BlockIndex } from "./block_index.ts";
+import type { WriteCache } from "./write_cache.ts";
+
+/** One answered log waiting to be de-staged (a refused one is a hole: nothing to write). */
+interface Pending {
+  seq: number;
+  lba: number;
+  blocks: number;
+  offset: number;
+  hole: boolean;
+}
+
+/** De-stager counters. */
+export interface DestagerStats {
+  destagedLogs: number;
+  destagedBytes: number;
+  batches: number;
+  destagedSeq: number;
+  pending: number;
+}
+
+/** Largest batch between two fdatasync calls. */
+const batchLogsMax = 64;
+
+/** Applies answered logs to the backing store in seq order. */
+export class Destager {
+  readonly #queue: Pending[] = [];
+  readonly #waiters: { seq: number; resolve: () => void }[] = [];
+  readonly #cache: WriteCache;
+  readonly #backing: BackingStore;
+  readonly #index: BlockIndex;
+  readonly #primary: Primary;
+  readonly #queueMax: number;
+  #destagedSeq: number;
+  #running: Promise<void> | undefined;
+  #failure: Error | undefined;
+  #stopped = false;
+  #queuedBytes = 0;
+  readonly #keepBytes: number;
+  readonly stats: DestagerStats;
+
+  /**
+   * `queueMax` bounds the logs waiting (the ring bounds them anyway); `keepBytes` of
+   * answered logs stay in the write cache (de-staging starts above it, or when a flush,
+   * FUA write or drain waits).
+   */
+  constructor(
+    o: {
+      cache: WriteCache;
+      backing: BackingStore;
+      index: BlockIndex;
+      primary: Primary;
+      queueMax: number;
+      keepBytes: number;
+    },
+  ) {
+    this.#keepBytes = o.keepBytes;
+    this.#cache = o.cache;
+    this.#backing = o.backing;
+    this.#index = o.index;
+    this.#primary = o.primary;
+    this.#queueMax = o.queueMax;
+    this.#destagedSeq = o.cache.header.destagedSeq;
+    this.stats = {
+      destagedLogs: 0,
+      destagedBytes: 0,
+      batches: 0,
+      destagedSeq: this.#destagedSeq,
+      pending: 0,
+    };
+  }
+
+  /** Every log up to this seq is in the backing store. */
+  get destagedSeq(): number {
+    return this.#destagedSeq;
+  }
+
+  /** Queues an answered log (in seq order) and starts de-staging. */
+  add(log: Pending): void {
+    const last = this.#queue.at(-1)?.seq ?? this.#destagedSeq;
+    if (log.seq !== last + 1) {
+      throw new InvariantError(`de-stage order: seq ${log.seq} after ${last}`);
+    }
+    if (this.#queue.length >= this.#queueMax) {
+      throw new InvariantError(`de-stage queue full (${this.#queueMax})`);
+    }
+    this.#queue.push(log);
+    this.#queuedBytes += log.blocks * 4096;
+    this.stats.pending = this.#queue.length;
+    this.#kick();
+  }
+
+  #kick(): void {
+    if (this.#stopped || this.#running || this.#queue.length === 0) return;
+    if (this.#queuedBytes <= this.#keepBytes && this.#waiters.length === 0) return;
+    this.#running = this.#run().finally(() => {
+      this.#running = undefined;
+      this.#kick(); // more arrived, or a waiter came while the last batch ran
+    });
+  }
+
+  /** Resolves when every log up to `seq` is de-staged (rejects if de-staging failed). */
+  until(seq: number): Promise<void> {
+    if (this.#failure) return Promise.reject(this.#failure);
+    if (seq <= this.#destagedSeq) return Promise.resolve();
+    return new Promise((resolve, reject) => {
+      this.#waiters.push({ seq, resolve });
+      this.#kick();
+      this.#running?.catch(reject);
+    });
+  }
+
+  /** Stops de-staging after the batch in progress; queued logs stay in the write cache. */
+  async stop(): Promise<void> {
+    this.#stopped = true;
+    await this.#running?.catch(() => {});
+  }
+
+  /** The failure that stopped de-staging, if any. */
+  get failure(): Error | undefined {
+    return this.#failure;
+  }
+
+  async #run(): Promise<void> {
+    while (this.#queue.length > 0 && !this.#failure && !this.#stopped) {
+      if (this.#queuedBytes <= this.#keepBytes && this.#waiters.length === 0) break;
+      // Let writes complete between batches: de-staging is background work.
+      await new Promise((r) => setTimeout(r, 0));
+      try {
+        this.#batch(this.#queue.splice(0, batchLogsMax));
+      } catch (error) {
+        this.#failure = error as Error;
+        throw error;
+      }
+    }
+  }
+
+  #batch(batch: Pending[]): void {
+    const base = this.#cache.data.address;
+    for (const log of batch) {
+      if (!log.hole) this.#backing.writeFrom(log.lba, base + log.offset, log.blocks * 4096);
+    }
+    this.#backing.sync();
+    const last = batch[batch.length - 1].seq;
+    // Point 6: the blocks are durable; record it before anything is released (point 7).
+    this.#cache.persistHeader({
+      destagedSeq: last,
+      nextSeq: Math.max(last + 1, this.#primary.stats().nextSeq),
+    });
+    for (const log of batch) {
+      this.#queuedBytes -= log.blocks * 4096;
+      if (!log.hole) {
+        this.#index.forget(log.lba, log.blocks, log.seq);
+        this.stats.destagedLogs++;
+        this.stats.destagedBytes += log.blocks * 4096;
+      }
+    }
+    this.#destagedSeq = last;
+    this.#primary.release(last);
+    this.#cache.persistHeader({ releasedPos: this.#primary.ringReleasedPos });
+    this.stats.batches++;
+    this.stats.destagedSeq = last;
+    this.stats.pending = this.#queue.length;
+    for (let i = this.#waiters.length - 1; i >= 0; i--) {
+      if (this.#waiters[i].seq <= last) this.#waiters.splice(i, 1)[0].resolve();
+    }
+  }
+}

@@ -1,0 +1,287 @@
+/**
+ * The host cache service: the virtual NVMe controller's backend. Each Write becomes a log
+ * in the write cache (its data placed straight into the cache's data ring, which is also
+ * the registered memory the RDMA WRITE reads from), is replicated, and completes only
+ * after the replica's OK ack; a refused or failed replication completes with an error
+ * status. Reads see the newest acknowledged data: the write cache first, the backing
+ * store second. Flush waits for every earlier write (and, with `flushDestage`, for their
+ * de-staging).
+ *
+ * @module
+ */
+import { GenericStatusCode, type NvmeStatus, nvmeStatus, statusSuccess } from "../nvme/status.ts";
+import type { NvmeBackend, NvmeReadCommand, NvmeWriteCommand } from "../nvme/backend.ts";
+import { BackpressureError, ReplicationError } from "../replication/errors.ts";
+import { Primary, type PrimaryOptions } from "../replication/primary.ts";
+import type { PlacedLog } from "../replication/primary_engine.ts";
+import { emptyRecord, RecordFlags } from "../log/record.ts";
+import { BackingStore } from "./backing_store.ts";
+import { BlockIndex } from "./block_index.ts";
+import { Destager, type DestagerStats } from "./destager.ts";
+import { registrationAdvice } from "./fs_kind.ts";
+import { WriteCache } from "./write_cache.ts";
+
+/** Options of {@linkcode HostCacheService.open}. */
+export interface HostCacheOptions
+  extends Omit<PrimaryOptions, "memory" | "retain" | "hooks" | "ringBytes"> {
+  /** The primary's write-cache file (default /dev/shm/rrl-primary.cache); recreated. */
+  cachePath?: string;
+  /** The backing store: a file (created and sized) or a block device. */
+  backingPath: string;
+  /** Namespace size in 4096-byte blocks. */
+  capacityBlocks: number;
+  /** The write cache's data ring = the replication ring (must equal the replica's). */
+  ringBytes: number;
+  /** Answered logs kept in the write cache before de-staging starts (default half the ring). */
+  keepBytes?: number;
+  /** Flush also waits until earlier writes are de-staged. */
+  flushDestage?: boolean;
+  /** Called in seq order for each acknowledged write, with the host's data (tests keep an image). */
+  onCommit?: (lba: number, data: Uint8Array) => void;
+}
+
+/** What {@linkcode HostCacheService.stats} reports. */
+export interface HostCacheStats {
+  writes: number;
+  writesFailed: number;
+  reads: number;
+  readBlocksFromCache: number;
+  readBlocksFromBacking: number;
+  flushes: number;
+  destage: DestagerStats;
+}
+
+const outstandingMax = 4096;
+
+/** The NVMe backend that replicates every write before completing it. */
+export class HostCacheService implements NvmeBackend, AsyncDisposable {
+  readonly #primary: Primary;
+  readonly #cache: WriteCache;
+  readonly #backing: BackingStore;
+  readonly #index: BlockIndex;
+  readonly #destager: Destager;
+  readonly #options: HostCacheOptions;
+  readonly #inProgress = new Set<Promise<NvmeStatus>>();
+  readonly #ackTimes = new Map<number, number>();
+  #closed = false;
+  readonly #stats = {
+    writes: 0,
+    writesFailed: 0,
+    reads: 0,
+    readBlocksFromCache: 0,
+    readBlocksFromBacking: 0,
+    flushes: 0,
+  };
+
+  private constructor(
+    o: {
+      primary: Primary;
+      cache: WriteCache;
+      backing: BackingStore;
+      index: BlockIndex;
+      options: HostCacheOptions;
+    },
+  ) {
+    this.#primary = o.primary;
+    this.#cache = o.cache;
+    this.#backing = o.backing;
+    this.#index = o.index;
+    this.#options = o.options;
+    this.#destager = new Destager({
+      cache: o.cache,
+      backing: o.backing,
+      index: o.index,
+      primary: o.primary,
+      queueMax: o.cache.header.metaSlots,
+      keepBytes: o.options.keepBytes ?? o.options.ringBytes / 2,
+    });
+  }
+
+  /** Creates the write cache, opens the backing store and connects to the replica. */
+  static async open(options: HostCacheOptions): Promise<HostCacheService> {
+    const cachePath = options.cachePath ?? "/dev/shm/rrl-primary.cache";
+    const metaSlots = options.ringBytes / 4096; // one slot per smallest log: never full
+    const cache = WriteCache.create({
+      path: cachePath,
+      role: "primary",
+      dataBytes: options.ringBytes,
+      metaSlots,
+      overwrite: true,
+    });
+    const cleanup: Disposable[] = [cache];
+    try {
+      const backing = BackingStore.open({
+        path: options.backingPath,
+        capacityBlocks: options.capacityBlocks,
+        create: true,
+      });
+      cleanup.push(backing);
+      const index = new BlockIndex(options.capacityBlocks);
+      const record = emptyRecord();
+      const persist = (log: PlacedLog, skip: boolean) => {
+        Object.assign(record, {
+          flags: skip ? RecordFlags.SKIP : 0,
+          seq: log.seq,
+          dataOffset: log.offset,
+          dataLength: log.length,
+          dataCrc: skip ? 0 : log.crc,
+          lba: skip ? 0 : log.lba,
+          lbaFlags: skip ? 0 : log.lbaFlags,
+          timestampNs: 0,
+        });
+        if (!skip) cache.persistData(log.offset, log.length); // point 2
+        cache.writeRecord(log.seq, record); // point 3
+        cache.persistRecord(log.seq);
+      };
+      let primary: Primary;
+      try {
+        primary = await Primary.connect({
+          ...options,
+          ringBytes: options.ringBytes,
+          memory: cache.data,
+          retain: true,
+          hooks: { beforePost: (log) => persist(log, false), onSkip: (log) => persist(log, true) },
+        });
+      } catch (error) {
+        if (
+          (error as Error).name === "UnsupportedError" ||
+          /EFAULT|EOPNOTSUPP/.test((error as Error).message)
+        ) {
+          throw new Error(`${(error as Error).message}; ${registrationAdvice(cache.fileSystem)}`, {
+            cause: error,
+          });
+        }
+        throw error;
+      }
+      return new HostCacheService({ primary, cache, backing, index, options });
+    } catch (error) {
+      for (const c of cleanup.reverse()) c[Symbol.dispose]();
+      throw error;
+    }
+  }
+
+  /** NVMe Write: replicated before it completes. */
+  write(cmd: NvmeWriteCommand): Promise<NvmeStatus> {
+    if (this.#inProgress.size >= outstandingMax) {
+      return Promise.resolve(nvmeStatus(0, GenericStatusCode.internalError));
+    }
+    const promise = this.#write(cmd);
+    this.#inProgress.add(promise);
+    promise.finally(() => this.#inProgress.delete(promise));
+    return promise;
+  }
+
+  async #write(cmd: NvmeWriteCommand): Promise<NvmeStatus> {
+    this.#stats.writes++;
+    this.#ackTimes.delete(cmd.cid);
+    const { data } = cmd;
+    try {
+      const log = await this.#primary.replicate((ring, offset) => ring.set(data, offset), {
+        lba: cmd.slba,
+        length: cmd.blocks * 4096,
+        fua: cmd.fua,
+      });
+      this.#ackTimes.set(cmd.cid, log.ackedAt);
+      this.#index.update(cmd.slba, cmd.blocks, log.seq, log.offset);
+      this.#options.onCommit?.(cmd.slba, data);
+      this.#destager.add({
+        seq: log.seq,
+        lba: cmd.slba,
+        blocks: cmd.blocks,
+        offset: log.offset,
+        hole: false,
+      });
+      if (cmd.fua) await this.#destager.until(log.seq);
+      return statusSuccess;
+    } catch (error) {
+      this.#stats.writesFailed++;
+      if (error instanceof ReplicationError) {
+        // A hole in the log: nothing to de-stage, but the seq must pass in order.
+        this.#destager.add({ seq: error.seq, lba: 0, blocks: 0, offset: 0, hole: true });
+        return nvmeStatus(0, GenericStatusCode.dataTransferError, { dnr: true });
+      }
+      if (error instanceof BackpressureError) return nvmeStatus(0, GenericStatusCode.internalError);
+      return nvmeStatus(0, GenericStatusCode.internalError, { dnr: true });
+    }
+  }
+
+  /** NVMe Read: each block from the write cache if it holds the newest copy, else the backing store. */
+  read(cmd: NvmeReadCommand): Promise<NvmeStatus> {
+    this.#stats.reads++;
+    try {
+      const ring = this.#cache.data.bytes;
+      let missStart = -1;
+      const flushMisses = (end: number) => {
+        if (missStart < 0) return;
+        this.#backing.read(cmd.slba + missStart, cmd.into.subarray(missStart * 4096, end * 4096));
+        this.#stats.readBlocksFromBacking += end - missStart;
+        missStart = -1;
+      };
+      for (let k = 0; k < cmd.blocks; k++) {
+        const offset = this.#index.offsetOf(cmd.slba + k);
+        if (offset < 0) {
+          if (missStart < 0) missStart = k;
+          continue;
+        }
+        flushMisses(k);
+        cmd.into.set(ring.subarray(offset, offset + 4096), k * 4096);
+        this.#stats.readBlocksFromCache++;
+      }
+      flushMisses(cmd.blocks);
+      return Promise.resolve(statusSuccess);
+    } catch {
+      return Promise.resolve(nvmeStatus(0, GenericStatusCode.dataTransferError));
+    }
+  }
+
+  /** NVMe Flush: every earlier write replicated (and de-staged with `flushDestage`). */
+  async flush(): Promise<NvmeStatus> {
+    this.#stats.flushes++;
+    await Promise.allSettled([...this.#inProgress]);
+    if (this.#options.flushDestage) await this.drain();
+    return statusSuccess;
+  }
+
+  /** Waits until every answered write is de-staged to the backing store. */
+  async drain(): Promise<void> {
+    await Promise.allSettled([...this.#inProgress]);
+    await this.#destager.until(this.#primary.answeredSeq);
+  }
+
+  /** When the OK ack of the write command `cid` was handled, if it was. */
+  ackTimeOf(cid: number): number | undefined {
+    return this.#ackTimes.get(cid);
+  }
+
+  /** Counters of the service and its de-stager. */
+  stats(): HostCacheStats {
+    return { ...this.#stats, destage: { ...this.#destager.stats } };
+  }
+
+  /** The replication side (its stats, digest). */
+  get primary(): Primary {
+    return this.#primary;
+  }
+
+  /**
+   * Closes the session, the cache and the backing store; drains the de-stager first unless
+   * `drain: false` (logs then stay in both write caches, as after a crash).
+   */
+  async close(options: { drain?: boolean } = {}): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    try {
+      if (options.drain !== false) await this.drain();
+      else await Promise.allSettled([...this.#inProgress]);
+    } finally {
+      await this.#destager.stop();
+      await this.#primary.close();
+      this.#backing.close();
+      this.#cache.close();
+    }
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.close();
+  }
+}

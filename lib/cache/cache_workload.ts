@@ -45,6 +45,8 @@ export interface CacheWorkloadResult {
   /** Writes that completed before their ack, or with success and no ack at all. */
   orderViolations: number;
   firstViolation?: string;
+  /** The failed writes: their op number and NVMe status (at most 100 listed). */
+  failures: { op: number; lba: number; status: number }[];
   /** Blocks read back through the controller that differ from the image (-1: not verified). */
   readMismatches: number;
   /** Blocks of the backing store that differ from the image after the final drain (-1: not compared). */
@@ -75,6 +77,7 @@ export async function runCacheWorkload(o: CacheWorkloadOptions): Promise<CacheWo
     flushes: 0,
     orderViolations: 0,
     firstViolation: undefined as string | undefined,
+    failures: [] as { op: number; lba: number; status: number }[],
   };
   const started = performance.now();
   let submitted = 0;
@@ -105,6 +108,14 @@ export async function runCacheWorkload(o: CacheWorkloadOptions): Promise<CacheWo
         }
       } else {
         result.writesFailed++;
+        if (result.failures.length < 100) {
+          result.failures.push({ op: seq, lba, status: cqe.status });
+        }
+        if (ackedAt !== undefined) {
+          result.orderViolations++;
+          result.firstViolation ??=
+            `write ${seq} failed (status ${cqe.status}) although its log was acked`;
+        }
       }
       if (o.flushEvery > 0 && result.writes % o.flushEvery === 0) {
         result.flushes++;
@@ -118,9 +129,12 @@ export async function runCacheWorkload(o: CacheWorkloadOptions): Promise<CacheWo
   let readMismatches = -1;
   let backingMismatches = -1;
   if (o.verify) {
-    if (o.drain) await o.service.drain();
+    // Read back first, while the write cache still holds recent logs (both read paths).
     readMismatches = await compareByReads(o.host, o.image);
-    if (o.drain) backingMismatches = await compareFile(o.backingPath, o.image);
+    if (o.drain) {
+      await o.service.drain();
+      backingMismatches = await compareFile(o.backingPath, o.image);
+    }
   }
   return {
     ...result,

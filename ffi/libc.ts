@@ -51,6 +51,7 @@ const symbols = {
     parameters: ["buffer", "u64", "i32"], // struct pollfd *fds, nfds_t nfds, int timeout (ms)
     result: "i32",
   },
+  fflush: { parameters: ["pointer"], result: "i32" }, // int fflush(FILE *stream); NULL: every stream
   fcntl: { parameters: ["i32", "i32", "i32"], result: "i32" }, // int fcntl(int fd, int cmd, int arg)
   pwrite_buffer: {
     name: "pwrite",

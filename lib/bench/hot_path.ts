@@ -10,6 +10,7 @@
  *
  * @module
  */
+import { libc } from "../../ffi/libc.ts";
 import { callWay } from "../../ffi/prepared_call.ts";
 import {
   IBV_ACCESS_FLAGS as A,
@@ -106,7 +107,11 @@ export function runHotPath(o: HotPathOptions): HotPathResult {
   recv.lkey = mrB.lkey;
   const words = new Uint32Array(buffer, 0, 16);
 
+  // RRL_HOT_ALLOCATE=1: allocate per round, the control that proves the GC check can fail.
+  const allocate = Deno.env.get("RRL_HOT_ALLOCATE") === "1";
+  let sink: unknown = undefined;
   const round = (i: number) => {
+    if (allocate) sink = new Array(128).fill(i);
     recv.wrId = i;
     qpB.recvChain.add(recv);
     qpB.postRecv();
@@ -122,7 +127,12 @@ export function runHotPath(o: HotPathOptions): HotPathResult {
   const gc = (globalThis as any).gc as (() => void) | undefined;
   let garbage: unknown[] = [];
   for (let i = 0; i < o.warmup; i++) round(i);
-  if (o.marks) console.log("@@BEGIN");
+  // V8's --trace-gc lines go through C stdio, buffered on a pipe: flush it before each
+  // marker so a GC inside the loop is printed between the markers.
+  if (o.marks) {
+    libc.symbols.fflush(null);
+    console.log("@@BEGIN");
+  }
   const t0 = performance.now();
   for (let i = 0; i < o.rounds; i++) {
     round(o.warmup + i);
@@ -132,14 +142,19 @@ export function runHotPath(o: HotPathOptions): HotPathResult {
     }
   }
   const t1 = performance.now();
-  if (o.marks) console.log("@@END");
+  if (o.marks) {
+    libc.symbols.fflush(null);
+    console.log("@@END");
+  }
   const emptyPolls = Math.min(o.rounds, 100_000);
   const t2 = performance.now();
   for (let i = 0; i < emptyPolls; i++) {
     if (empty.poll() !== 0) throw new InvariantError("empty CQ had a completion");
   }
   const t3 = performance.now();
-  if (garbage.length < 0 || bytes.length !== 4096) throw new InvariantError("unreachable");
+  if (garbage.length < 0 || bytes.length !== 4096 || sink === null) {
+    throw new InvariantError("unreachable");
+  }
   return {
     way: callWay,
     rounds: o.rounds,

@@ -97,7 +97,7 @@ async function replicate(
     "--ring",
     "64m",
     "--slots",
-    String(Math.max(64, depth)),
+    String(Math.max(64, depth + 2)),
     "--once",
     "--json",
   ], env);

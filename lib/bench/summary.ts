@@ -76,7 +76,9 @@ export class LatencyRecorder {
       throw new RangeError(`Cannot summarize over ${elapsedMs} ms: pass the run's wall time > 0`);
     }
     const h = this.#histogram;
-    const us = (percentile: number) => h.getValueAtPercentile(percentile) / 1000;
+    // A percentile is its bucket's upper edge: never report one above the maximum.
+    const us = (percentile: number) =>
+      Math.min(h.getValueAtPercentile(percentile), h.maxValue) / 1000;
     const count = h.totalCount;
     return {
       count,

@@ -23,7 +23,7 @@ import { WriteCache } from "./write_cache.ts";
 
 /** Options of {@linkcode HostCacheService.open}. */
 export interface HostCacheOptions
-  extends Omit<PrimaryOptions, "memory" | "retain" | "hooks" | "ringBytes"> {
+  extends Omit<PrimaryOptions, "memory" | "retain" | "hooks" | "ringBytes" | "recover"> {
   /** The primary's write-cache file (default /dev/shm/rrl-primary.cache); recreated. */
   cachePath?: string;
   /** The backing store: a file (created and sized) or a block device. */
@@ -38,6 +38,8 @@ export interface HostCacheOptions
   flushDestage?: boolean;
   /** Called in seq order for each acknowledged write, with the host's data (tests keep an image). */
   onCommit?: (lba: number, data: Uint8Array) => void;
+  /** Reopen an existing write cache (a restart): re-replicate and de-stage what it holds. */
+  recover?: boolean;
 }
 
 /** What {@linkcode HostCacheService.stats} reports. */
@@ -97,17 +99,27 @@ export class HostCacheService implements NvmeBackend, AsyncDisposable {
     });
   }
 
-  /** Creates the write cache, opens the backing store and connects to the replica. */
+  /**
+   * Creates the write cache (or, with `recover`, reopens it and recovers its logs), opens
+   * the backing store and connects to the replica.
+   */
   static async open(options: HostCacheOptions): Promise<HostCacheService> {
     const cachePath = options.cachePath ?? "/dev/shm/rrl-primary.cache";
     const metaSlots = options.ringBytes / 4096; // one slot per smallest log: never full
-    const cache = WriteCache.create({
-      path: cachePath,
-      role: "primary",
-      dataBytes: options.ringBytes,
-      metaSlots,
-      overwrite: true,
-    });
+    const cache = options.recover
+      ? WriteCache.open({
+        path: cachePath,
+        role: "primary",
+        dataBytes: options.ringBytes,
+        metaSlots,
+      })
+      : WriteCache.create({
+        path: cachePath,
+        role: "primary",
+        dataBytes: options.ringBytes,
+        metaSlots,
+        overwrite: true,
+      });
     const cleanup: Disposable[] = [cache];
     try {
       const backing = BackingStore.open({
@@ -117,21 +129,12 @@ export class HostCacheService implements NvmeBackend, AsyncDisposable {
       });
       cleanup.push(backing);
       const index = new BlockIndex(options.capacityBlocks);
-      const record = emptyRecord();
-      const persist = (log: PlacedLog, skip: boolean) => {
-        Object.assign(record, {
-          flags: skip ? RecordFlags.SKIP : 0,
-          seq: log.seq,
-          dataOffset: log.offset,
-          dataLength: log.length,
-          dataCrc: skip ? 0 : log.crc,
-          lba: skip ? 0 : log.lba,
-          lbaFlags: skip ? 0 : log.lbaFlags,
-          timestampNs: 0,
-        });
-        if (!skip) cache.persistData(log.offset, log.length); // point 2
-        cache.writeRecord(log.seq, record); // point 3
-        cache.persistRecord(log.seq);
+      const recover = options.recover ? recoverLogs(cache) : undefined;
+      const holder: { service?: HostCacheService } = {};
+      const answered: PlacedLog[] = []; // before the service exists (recovered logs)
+      const onAnswered = (log: PlacedLog, skip: boolean) => {
+        if (holder.service) holder.service.#answered(log, skip);
+        else answered.push({ ...log, lba: skip ? -1 : log.lba });
       };
       let primary: Primary;
       try {
@@ -140,7 +143,12 @@ export class HostCacheService implements NvmeBackend, AsyncDisposable {
           ringBytes: options.ringBytes,
           memory: cache.data,
           retain: true,
-          hooks: { beforePost: (log) => persist(log, false), onSkip: (log) => persist(log, true) },
+          recover,
+          hooks: {
+            beforePost: (log) => persistLog(cache, log, false),
+            onSkip: (log) => persistLog(cache, log, true),
+            onAnswered,
+          },
         });
       } catch (error) {
         if (
@@ -153,11 +161,27 @@ export class HostCacheService implements NvmeBackend, AsyncDisposable {
         }
         throw error;
       }
-      return new HostCacheService({ primary, cache, backing, index, options });
+      const service = new HostCacheService({ primary, cache, backing, index, options });
+      holder.service = service;
+      for (const log of answered) service.#answered(log, log.lba < 0);
+      return service;
     } catch (error) {
       for (const c of cleanup.reverse()) c[Symbol.dispose]();
       throw error;
     }
+  }
+
+  /** A log is answered (seq order): its blocks are the newest cached copy; queue its de-staging. */
+  #answered(log: PlacedLog, skip: boolean): void {
+    const blocks = log.length / 4096;
+    if (!skip) this.#index.update(log.lba, blocks, log.seq, log.offset);
+    this.#destager.add({
+      seq: log.seq,
+      lba: skip ? 0 : log.lba,
+      blocks: skip ? 0 : blocks,
+      offset: log.offset,
+      hole: skip,
+    });
   }
 
   /** NVMe Write: replicated before it completes. */
@@ -181,23 +205,15 @@ export class HostCacheService implements NvmeBackend, AsyncDisposable {
         length: cmd.blocks * 4096,
         fua: cmd.fua,
       });
+      // The index and the de-stager already have the log (onAnswered, in seq order).
       this.#ackTimes.set(cmd.cid, log.ackedAt);
-      this.#index.update(cmd.slba, cmd.blocks, log.seq, log.offset);
       this.#options.onCommit?.(cmd.slba, data);
-      this.#destager.add({
-        seq: log.seq,
-        lba: cmd.slba,
-        blocks: cmd.blocks,
-        offset: log.offset,
-        hole: false,
-      });
       if (cmd.fua) await this.#destager.until(log.seq);
       return statusSuccess;
     } catch (error) {
       this.#stats.writesFailed++;
+      if (Deno.env.get("RRL_DEBUG")) console.error(`cache: write ${cmd.cid} failed:`, error);
       if (error instanceof ReplicationError) {
-        // A hole in the log: nothing to de-stage, but the seq must pass in order.
-        this.#destager.add({ seq: error.seq, lba: 0, blocks: 0, offset: 0, hole: true });
         return nvmeStatus(0, GenericStatusCode.dataTransferError, { dnr: true });
       }
       if (error instanceof BackpressureError) return nvmeStatus(0, GenericStatusCode.internalError);
@@ -284,4 +300,50 @@ export class HostCacheService implements NvmeBackend, AsyncDisposable {
   async [Symbol.asyncDispose](): Promise<void> {
     await this.close();
   }
+}
+
+const persistRecord = emptyRecord();
+
+/** Persistence points 2 and 3 on the primary: data, then record, before the log is posted. */
+function persistLog(cache: WriteCache, log: PlacedLog, skip: boolean): void {
+  Object.assign(persistRecord, {
+    flags: skip ? RecordFlags.SKIP : 0,
+    seq: log.seq,
+    dataOffset: log.offset,
+    dataLength: log.length,
+    dataCrc: skip ? 0 : log.crc,
+    lba: skip ? 0 : log.lba,
+    lbaFlags: skip ? 0 : log.lbaFlags,
+    timestampNs: 0,
+  });
+  if (!skip) cache.persistData(log.offset, log.length);
+  cache.writeRecord(log.seq, persistRecord);
+  cache.persistRecord(log.seq);
+}
+
+/** The logs a reopened write cache holds after its de-staged ones, for Primary.connect. */
+function recoverLogs(
+  cache: WriteCache,
+): { releasedPos: number; logs: (PlacedLog & { skip: boolean })[] } {
+  const scan = cache.scan();
+  if (!scan.contiguous) {
+    throw new Error(
+      `The write cache ${cache.path} has a gap after seq ${scan.destagedSeq} (logs ${
+        scan.stranded.join(", ")
+      } are stranded): ` +
+        "it cannot be recovered in order",
+    );
+  }
+  return {
+    releasedPos: cache.header.releasedPos,
+    logs: scan.logs.map((r) => ({
+      seq: r.seq,
+      offset: r.dataOffset,
+      length: r.dataLength,
+      lba: r.lba,
+      lbaFlags: r.lbaFlags,
+      crc: r.dataCrc,
+      skip: r.flags === RecordFlags.SKIP,
+    })),
+  };
 }

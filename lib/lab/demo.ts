@@ -46,7 +46,7 @@ export async function runDemo(o: DemoOptions): Promise<DemoResult> {
     "--ring",
     o.ring,
     "--slots",
-    String(Math.max(64, o.depth)),
+    String(Math.max(64, o.depth + 2)),
     "--once",
     "--json",
     "--verify-seed",

@@ -9,6 +9,7 @@ import { labDir, repoDir } from "./paths.ts";
 import { type Endpoint, inNamespace } from "./topology.ts";
 
 const readyWaitMs = 60_000;
+const stopTimeoutMs = 10_000;
 
 /** `deno run` of a project file, cached only (the lab has no registry). */
 export function denoArgv(file: string, args: string[]): string[] {
@@ -87,7 +88,16 @@ export async function startReplica(
       result: async () => lastJson((await output).stdout, "replica", (await output).code),
       async [Symbol.asyncDispose]() {
         stop();
+        // Bounded: a replica that does not exit within 10 s of SIGTERM is killed.
+        const timer = setTimeout(() => {
+          try {
+            child.kill("SIGKILL");
+          } catch {
+            // gone already
+          }
+        }, stopTimeoutMs);
         await output.catch(() => {});
+        clearTimeout(timer);
       },
     };
   } catch (error) {

@@ -77,11 +77,19 @@ export class Flight {
     return e;
   }
 
-  /** Returns an entry to the pool. */
+  /** An entry outside the pool (a log recovered from a write cache, waiting for a session). */
+  detached(kind: number): Entry {
+    const e = new Entry();
+    e.kind = kind;
+    return e;
+  }
+
+  /** Returns an entry to the pool (which never grows beyond its capacity). */
   give(e: Entry): void {
     e.resolve = undefined;
     e.reject = undefined;
-    this.#free.push(e);
+    e.onAck = undefined;
+    if (this.#free.length < this.capacity) this.#free.push(e);
   }
 
   /** Appends a posted record. */

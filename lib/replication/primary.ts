@@ -1,7 +1,9 @@
 /**
  * The primary: places each log in its data ring (the same offset as in the replica's),
  * posts the RDMA WRITE of the data and the inline SEND of the record in one chain, and
- * reports the log replicated when, and only when, the replica's OK ack arrives.
+ * reports the log replicated when, and only when, the replica's OK ack (or a WELCOME that
+ * says the replica holds it) arrives. With `reconnect`, a broken session (QP error, lost
+ * peer, ack timeout) is replaced by a new one and the logs in flight are sent again.
  *
  * @example
  * ```ts ignore
@@ -13,20 +15,20 @@
  * @module
  */
 import { IBV_ACCESS_FLAGS as A } from "../../ffi/verbs_constants.ts";
-import { checkLogLength, checkRingBytes, logBytesLimit, RingCursor } from "../log/ring.ts";
-import { LbaFlags, recordBytes } from "../log/record.ts";
 import { type Ack, ackBytes } from "../log/ack.ts";
+import { LbaFlags, recordBytes } from "../log/record.ts";
+import { checkLogLength, checkRingBytes, logBytesLimit, RingCursor } from "../log/ring.ts";
 import type { MemoryRegion } from "../verbs/pd.ts";
-import { connectBootstrap } from "./bootstrap.ts";
-import type { BootstrapLink } from "./bootstrap.ts";
 import { LogDigest } from "./digest.ts";
-import { BackpressureError, SessionError } from "./errors.ts";
-import { Entry, Flight, type ReplicatedLog } from "./flight.ts";
+import { SessionError } from "./errors.ts";
+import { Flight, type ReplicatedLog } from "./flight.ts";
 import { CompletionPoller } from "./poller.ts";
-import { PrimaryEngine, type PrimaryHooks } from "./primary_engine.ts";
-import { anonymousMemory, type RingMemory } from "./ring_memory.ts";
-import { type Link, Side, type SideOptions } from "./side.ts";
+import { Admission } from "./primary_admission.ts";
+import { type PlacedLog, PrimaryEngine, type PrimaryHooks } from "./primary_engine.ts";
+import { openSession, type Session, type SessionConfig } from "./primary_session.ts";
 import { PrimaryStats, type PrimaryStatsValue } from "./primary_stats.ts";
+import { anonymousMemory, type RingMemory } from "./ring_memory.ts";
+import { Side, type SideOptions } from "./side.ts";
 
 export type { ReplicatedLog } from "./flight.ts";
 export type { PlacedLog, PrimaryHooks } from "./primary_engine.ts";
@@ -43,7 +45,7 @@ export interface PrimaryOptions extends SideOptions {
   ringBytes?: number;
   /** Largest log (default min(1 MiB, ringBytes / 2)). */
   maxLogBytes?: number;
-  /** Records in flight at most (1..1024, default 16); ≤ the replica's slots. */
+  /** Logs in flight at most (1..1000, default 16); + 2 ≤ the replica's slots. */
   depth?: number;
   /** A log not acked within this time ends the session (default 5000 ms). */
   ackTimeoutMs?: number;
@@ -56,10 +58,14 @@ export interface PrimaryOptions extends SideOptions {
    * them first); the replica must run with `retain` too. Default false.
    */
   retain?: boolean;
-  /** Write-cache hooks (persistence points before a log is posted). */
+  /** Write-cache hooks (persistence points before a log is posted, answered logs). */
   hooks?: PrimaryHooks;
-  /** A log waiting this long for room (depth, credits, ring) fails with BackpressureError (default 10000 ms). */
+  /** A log waiting this long for room (depth, credits, ring, reconnect) fails with BackpressureError (default 10000 ms). */
   admissionTimeoutMs?: number;
+  /** Replace a broken session: attempts (default 0: fail) and the delay between them (default 500 ms). */
+  reconnect?: { attempts: number; delayMs?: number };
+  /** Logs recovered from this side's write cache (a restart), in seq order, and its released position. */
+  recover?: { releasedPos: number; logs: (PlacedLog & { skip: boolean })[] };
   /** Where log lines go (default stderr). */
   log?: (line: string) => void;
 }
@@ -78,79 +84,59 @@ export interface LogOptions {
 }
 
 const depthMax = 1000;
-const waitersMax = 4096;
-
-interface Waiter {
-  source: LogSource;
-  length: number;
-  lba: number;
-  lbaFlags: number;
-  submitted: number;
-  entry: Entry;
-}
-
-const admissionTimeoutMsDefault = 10_000;
+const reconnectAttemptsMax = 1000;
 
 /** A connected primary. */
 export class Primary implements AsyncDisposable {
   readonly #side: Side;
-  readonly #link: Link;
-  readonly #control: BootstrapLink;
   readonly #memory: RingMemory;
   readonly #ownsMemory: boolean;
   readonly #mrs: MemoryRegion[];
   readonly #engine: PrimaryEngine;
-  readonly #poller: CompletionPoller;
-  readonly #waiters: Waiter[] = [];
+  readonly #admission: Admission;
   readonly #stats: PrimaryStats;
   readonly #options: PrimaryOptions;
-  readonly maxLogBytes: number;
-  readonly depth: number;
+  readonly #config: SessionConfig;
+  readonly #log: (line: string) => void;
+  #session: Session | undefined;
+  #poller: CompletionPoller | undefined;
+  #reconnecting: Promise<void> | undefined;
   #closing = false;
+  /** Largest log. */
+  readonly maxLogBytes: number;
+  /** Logs in flight at most. */
+  readonly depth: number;
 
-  private constructor(parts: {
+  private constructor(o: {
     side: Side;
-    link: Link;
-    control: BootstrapLink;
     memory: RingMemory;
     ownsMemory: boolean;
     mrs: MemoryRegion[];
     engine: PrimaryEngine;
     stats: PrimaryStats;
     options: PrimaryOptions;
-    maxLogBytes: number;
-    depth: number;
+    config: SessionConfig;
   }) {
-    this.#side = parts.side;
-    this.#link = parts.link;
-    this.#control = parts.control;
-    this.#memory = parts.memory;
-    this.#ownsMemory = parts.ownsMemory;
-    this.#mrs = parts.mrs;
-    this.#engine = parts.engine;
-    this.#stats = parts.stats;
-    this.#options = parts.options;
-    this.maxLogBytes = parts.maxLogBytes;
-    this.depth = parts.depth;
-    this.#engine.onProgress = () => this.#admitWaiters();
-    this.#engine.onFailure = (error) => this.#failWaiters(error);
-    this.#poller = new CompletionPoller(this.#link.cq, {
-      spinUs: parts.options.spinUs ?? 1000,
-      idleWaitMs: 20,
-      onCompletions: (n) => this.#engine.onCompletions(n),
-      onTick: (now) => {
-        this.#engine.checkTimeout(now);
-        this.#expireWaiters(now);
-      },
-    });
-    this.#poller.start();
-    this.#control.waitClosed().then(() => {
-      if (!this.#closing) {
-        this.#engine.fail(
-          new SessionError("peer-closed", "The replica closed the control connection"),
-        );
-      }
-    });
+    this.#side = o.side;
+    this.#memory = o.memory;
+    this.#ownsMemory = o.ownsMemory;
+    this.#mrs = o.mrs;
+    this.#engine = o.engine;
+    this.#stats = o.stats;
+    this.#options = o.options;
+    this.#config = o.config;
+    this.maxLogBytes = o.config.maxLogBytes;
+    this.depth = o.config.depth;
+    this.#log = o.options.log ?? ((line: string) => console.error(line));
+    this.#admission = new Admission(
+      this.#engine,
+      this.#stats,
+      o.options.admissionTimeoutMs ?? 10_000,
+      o.options.retain ?? false,
+    );
+    this.#engine.onProgress = () => this.#admission.admit();
+    this.#engine.onFailure = (error) => this.#admission.failAll(error);
+    this.#engine.onSuspend = (error) => this.#onSuspend(error);
   }
 
   /** Opens the device, connects to the replica (bootstrap, then the QP) and starts. */
@@ -167,19 +153,25 @@ export class Primary implements AsyncDisposable {
     if (!Number.isInteger(ackTimeoutMs) || ackTimeoutMs < 10 || ackTimeoutMs > 600_000) {
       throw new RangeError(`ackTimeoutMs must be 10..600000, got ${ackTimeoutMs}`);
     }
-    const log = options.log ?? ((line: string) => console.error(line));
+    const attempts = options.reconnect?.attempts ?? 0;
+    if (!Number.isInteger(attempts) || attempts < 0 || attempts > reconnectAttemptsMax) {
+      throw new RangeError(
+        `reconnect.attempts must be 0..${reconnectAttemptsMax}, got ${attempts}`,
+      );
+    }
+    const config: SessionConfig = {
+      host: options.host,
+      port: options.port,
+      secret: options.secret,
+      ringBytes,
+      maxLogBytes,
+      depth,
+    };
     const side = Side.open(options);
     const cleanup: (() => void)[] = [() => side.close()];
     try {
       const memory = options.memory ?? anonymousMemory(ringBytes);
       if (!options.memory) cleanup.unshift(() => memory.close());
-      const signalEvery = Math.min(16, depth);
-      const link = side.openLink({
-        maxSendWr: 2 * depth + 2 * signalEvery + 8,
-        maxRecvWr: depth + 2,
-        maxInlineData: recordBytes,
-      });
-      cleanup.unshift(() => link.close());
       const ringMr = side.pd.register({
         address: memory.address,
         length: memory.length,
@@ -189,59 +181,48 @@ export class Primary implements AsyncDisposable {
       const acks = new ArrayBuffer((depth + 2) * ackBytes);
       const acksMr = side.pd.register(acks, A.IBV_ACCESS_LOCAL_WRITE);
       cleanup.unshift(() => acksMr.close());
-      const control = await connectBootstrap({
-        hostname: options.host,
-        port: options.port,
-        secret: options.secret,
-        endpoint: link.endpoint,
-        ringBytes,
-        maxLogBytes,
-        // Records in flight: `depth` logs plus a SKIP or RELEASE and a NOP (the replica
-        // must have that many RECVs posted, or a SEND would meet an empty queue).
-        depth: depth + 2,
-      });
-      cleanup.unshift(() => control.close());
-      const welcome = control.welcome;
-      link.connect(welcome.endpoint, 0);
+      const session = await openSession(side, { ...config, connectAttempts: 10 });
+      cleanup.unshift(() => session.close());
+      const recover = options.recover;
+      const startPos = recover ? recover.releasedPos : session.welcome.released;
+      const nextSeq = recover
+        ? (recover.logs[0]?.seq ?? session.welcome.nextSeq)
+        : session.welcome.nextSeq;
       const stats = new PrimaryStats();
       const engine = new PrimaryEngine({
-        link,
         memory,
         ringMr,
         acks,
         acksMr,
-        ring: new RingCursor({ ringBytes, startPos: welcome.released }),
+        ring: new RingCursor({ ringBytes, startPos }),
         flight: new Flight(depth + 2),
         depth,
-        signalEvery,
+        signalEvery: Math.min(16, depth),
         ackTimeoutMs,
-        remote: { address: welcome.ringAddr, rkey: welcome.rkey },
-        nextSeq: welcome.nextSeq,
-        released: welcome.released,
         stats,
         digest: new LogDigest(),
         retain: options.retain ?? false,
         hooks: options.hooks,
-      });
-      engine.postAckReceives();
-      control.sendReady();
-      log(
-        `primary: ${side.describe()} → replica ${options.host} QP ${welcome.endpoint.qpn}, ` +
-          `next seq ${welcome.nextSeq}, depth ${depth}, ring ${ringBytes} B`,
-      );
-      return new Primary({
+      }, nextSeq);
+      for (const log of recover?.logs ?? []) engine.seedRecovered(log);
+      const primary = new Primary({
         side,
-        link,
-        control,
         memory,
         ownsMemory: !options.memory,
         mrs: [acksMr, ringMr],
         engine,
         stats,
         options,
-        maxLogBytes,
-        depth,
+        config,
       });
+      primary.#start(session);
+      if (engine.failure) throw engine.failure;
+      primary.#log(
+        `primary: ${side.describe()} → replica ${options.host} QP ${session.welcome.endpoint.qpn}, ` +
+          `next seq ${session.welcome.nextSeq}, depth ${depth}, ring ${ringBytes} B` +
+          (recover ? `, ${recover.logs.length} logs recovered from the write cache` : ""),
+      );
+      return primary;
     } catch (error) {
       for (const step of cleanup) {
         try {
@@ -254,10 +235,90 @@ export class Primary implements AsyncDisposable {
     }
   }
 
+  /** Attaches the engine to `session` and polls its CQ. */
+  #start(session: Session): void {
+    this.#session = session;
+    this.#engine.attach(session.link, session.welcome);
+    if (this.#engine.failure) return;
+    // Our QP is in RTS with its ack RECVs posted: the replica may answer from now on.
+    session.control.sendReady();
+    this.#poller = new CompletionPoller(session.link.cq, {
+      spinUs: this.#options.spinUs ?? 1000,
+      idleWaitMs: 20,
+      onCompletions: (n) => this.#engine.onCompletions(n),
+      onTick: (now) => {
+        this.#engine.checkTimeout(now);
+        this.#admission.expire(now);
+      },
+    });
+    this.#poller.start();
+    session.control.waitClosed().then(() => {
+      if (!this.#closing && this.#session === session) {
+        this.#engine.suspend(
+          new SessionError("peer-closed", "The replica closed the control connection"),
+        );
+      }
+    });
+  }
+
+  #onSuspend(error: Error): void {
+    const attempts = this.#options.reconnect?.attempts ?? 0;
+    if (this.#closing || attempts === 0) {
+      this.#engine.fail(error);
+      this.#teardownSession().catch(() => {});
+      return;
+    }
+    this.#log(`primary: session broken (${error.message}); reconnecting`);
+    this.#reconnecting ??= this.#reconnect(error, attempts).finally(
+      () => (this.#reconnecting = undefined),
+    );
+  }
+
+  /** Stops the poller (waiting for it: it may be sleeping on the channel), then ends the session. */
+  async #teardownSession(): Promise<void> {
+    const poller = this.#poller;
+    const session = this.#session;
+    this.#poller = undefined;
+    this.#session = undefined;
+    poller?.stop();
+    await poller?.done.catch(() => {});
+    session?.close();
+  }
+
+  async #reconnect(cause: Error, attempts: number): Promise<void> {
+    const delayMs = this.#options.reconnect?.delayMs ?? 500;
+    await this.#teardownSession();
+    let last: unknown = cause;
+    for (
+      let attempt = 1;
+      attempt <= attempts && !this.#closing && !this.#engine.failure;
+      attempt++
+    ) {
+      await new Promise((r) => setTimeout(r, delayMs));
+      try {
+        const session = await openSession(this.#side, { ...this.#config, connectAttempts: 1 });
+        this.#start(session);
+        this.#log(
+          `primary: session resumed at seq ${session.welcome.nextSeq} (attempt ${attempt})`,
+        );
+        return;
+      } catch (error) {
+        last = error;
+      }
+    }
+    this.#engine.fail(
+      new SessionError(
+        "peer-closed",
+        `Could not reconnect after ${attempts} attempts: ${(last as Error).message}`,
+        last,
+      ),
+    );
+  }
+
   /**
    * Replicates one log: `source` is copied into the data ring (or fills it in place);
-   * resolves when the replica's OK ack arrives, rejects with a ReplicationError (refused)
-   * or SessionError (session ended) otherwise.
+   * resolves when the replica's OK ack arrives, rejects with a ReplicationError (refused),
+   * BackpressureError (no room in time) or SessionError (session over) otherwise.
    */
   replicate(source: LogSource, options: LogOptions): Promise<ReplicatedLog> {
     const length = typeof source === "function" ? options.length ?? -1 : source.length;
@@ -278,31 +339,12 @@ export class Primary implements AsyncDisposable {
         new RangeError(`lba must be a non-negative integer, got ${options.lba}`),
       );
     }
-    const lbaFlags = options.fua ? LbaFlags.FUA : 0;
-    const submitted = performance.now();
-    if (this.#waiters.length === 0 && this.#engine.canPost(length)) {
-      const entry = this.#engine.takeLog();
-      const promise = promiseFor(entry);
-      this.#engine.postLog(entry, source, length, options.lba, lbaFlags, submitted);
-      return promise;
-    }
-    if (this.#waiters.length >= waitersMax) {
-      return Promise.reject(
-        new RangeError(`${waitersMax} logs are already waiting for room: await earlier ones`),
-      );
-    }
-    this.#stats.admissionWaits++;
-    const entry = new Entry();
-    const promise = promiseFor(entry);
-    this.#waiters.push({ source, length, lba: options.lba, lbaFlags, submitted, entry });
-    return promise;
+    return this.#admission.submit(source, length, options.lba, options.fua ? LbaFlags.FUA : 0);
   }
 
   /**
    * Sends a raw 64-byte record (crafted or broken, for tests and fault scenarios) when
-   * nothing else is in flight; resolves with the replica's ack as it came. The primary's
-   * own sequence and ring are untouched; the replica must change nothing either unless
-   * the record is a valid next log.
+   * nothing else is in flight; resolves with the replica's ack as it came.
    */
   sendRawRecord(record: Uint8Array): Promise<Ack> {
     if (record.length !== recordBytes) {
@@ -311,9 +353,11 @@ export class Primary implements AsyncDisposable {
       );
     }
     if (this.#engine.failure) return Promise.reject(this.#engine.failure);
-    if (this.#engine.inFlight > 0 || this.#waiters.length > 0) {
+    if (this.#engine.inFlight > 0 || this.#admission.waiting > 0 || !this.#session) {
       return Promise.reject(
-        new RangeError("sendRawRecord needs nothing else in flight: await earlier logs"),
+        new RangeError(
+          "sendRawRecord needs a session with nothing else in flight: await earlier logs",
+        ),
       );
     }
     const entry = this.#engine.takeRaw();
@@ -325,45 +369,10 @@ export class Primary implements AsyncDisposable {
     return promise;
   }
 
-  #admitWaiters(): void {
-    while (this.#waiters.length > 0 && this.#engine.canPost(this.#waiters[0].length)) {
-      const w = this.#waiters.shift()!;
-      const entry = this.#engine.takeLog();
-      entry.resolve = w.entry.resolve;
-      entry.reject = w.entry.reject;
-      this.#engine.postLog(entry, w.source, w.length, w.lba, w.lbaFlags, w.submitted);
-    }
-  }
-
-  /** Fails the logs that waited longer than the admission timeout for room. */
-  #expireWaiters(now: number): void {
-    const limit = this.#options.admissionTimeoutMs ?? admissionTimeoutMsDefault;
-    while (this.#waiters.length > 0 && now - this.#waiters[0].submitted > limit) {
-      const w = this.#waiters.shift()!;
-      this.#stats.admissionTimeouts++;
-      const s = this.stats();
-      w.entry.reject?.(
-        new BackpressureError(
-          `No room for a ${w.length}-byte log for ${limit} ms: ${s.inFlight} records in flight, ` +
-            `ring ${s.writePos - s.released} B ahead of the replica's release` +
-            (this.#options.retain ? " (retain mode: is the de-stager releasing logs?)" : ""),
-        ),
-      );
-    }
-  }
-
-  /**
-   * Retain mode: the logs through `seq` are safe elsewhere (de-staged): frees their space
-   * here and tells the replica to free its copies (a RELEASE record).
-   */
+  /** Retain mode: the logs through `seq` are de-staged: frees them here and at the replica. */
   release(seq: number): void {
     this.#engine.release(seq);
-    this.#admitWaiters();
-  }
-
-  /** This side's ring position released so far (the write cache persists it). */
-  get ringReleasedPos(): number {
-    return this.#engine.ring.releasedPos;
+    this.#admission.admit();
   }
 
   /** Every log through this seq has been answered (acked, or refused). */
@@ -371,11 +380,12 @@ export class Primary implements AsyncDisposable {
     return this.#engine.answeredSeq;
   }
 
-  #failWaiters(error: Error): void {
-    for (const w of this.#waiters.splice(0)) w.entry.reject?.(error);
+  /** This side's ring position released so far (the write cache persists it). */
+  get ringReleasedPos(): number {
+    return this.#engine.ring.releasedPos;
   }
 
-  /** Counters, credits and latency percentiles. */
+  /** Counters, credits, latency percentiles and recoveries. */
   stats(): PrimaryStatsValue {
     return this.#stats.value(this.#engine);
   }
@@ -385,9 +395,14 @@ export class Primary implements AsyncDisposable {
     return this.#engine.digest.value();
   }
 
-  /** The session's failure, if it ended. */
+  /** The final failure, if the primary cannot go on. */
   get failure(): Error | undefined {
     return this.#engine.failure;
+  }
+
+  /** Breaks the current session on purpose (fault injection): moves its QP to ERR. */
+  breakSession(): void {
+    this.#session?.link.qp.toError();
   }
 
   /**
@@ -396,19 +411,17 @@ export class Primary implements AsyncDisposable {
    */
   async close(): Promise<void> {
     if (this.#closing) return;
-    this.#closing = true;
     const deadline = performance.now() + (this.#options.ackTimeoutMs ?? 5000);
     while (
-      (this.#engine.inFlight > 0 || this.#waiters.length > 0) && !this.#engine.failure &&
-      performance.now() < deadline
+      (this.#engine.inFlight > 0 || this.#admission.waiting > 0 || this.#reconnecting) &&
+      !this.#engine.failure && performance.now() < deadline
     ) {
       await new Promise((r) => setTimeout(r, 2));
     }
+    this.#closing = true;
+    await this.#reconnecting?.catch(() => {});
     this.#engine.fail(new SessionError("closed", "The primary closed the session"));
-    this.#poller.stop();
-    await this.#poller.done.catch(() => {});
-    this.#control.close();
-    this.#link.close();
+    await this.#teardownSession();
     for (const mr of this.#mrs) mr.close();
     if (this.#ownsMemory) this.#memory.close();
     this.#side.close();
@@ -417,11 +430,4 @@ export class Primary implements AsyncDisposable {
   async [Symbol.asyncDispose](): Promise<void> {
     await this.close();
   }
-}
-
-function promiseFor(entry: Entry): Promise<ReplicatedLog> {
-  return new Promise<ReplicatedLog>((resolve, reject) => {
-    entry.resolve = resolve;
-    entry.reject = reject;
-  });
 }

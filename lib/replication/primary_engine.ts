@@ -1,7 +1,10 @@
 /**
  * The primary's protocol engine (docs/protocol.md, "Ordering and completion"): posts log
- * chains, SKIPs and resends, matches acks to records in order, validates every ack field,
- * tracks credits, and fails everything in flight when the session breaks.
+ * chains, SKIPs, RELEASEs and resends, matches acks to records in order, validates every
+ * ack field, tracks credits. It outlives sessions: when one breaks (a failed completion,
+ * an ack timeout, the peer gone) it is suspended with its logs kept; attached to a new
+ * session it counts what the replica's WELCOME says it holds as replicated and posts the
+ * rest again, unchanged. Protocol violations are final.
  *
  * @module
  */
@@ -27,6 +30,7 @@ import { InvariantError } from "../assert.ts";
 import { addressOf } from "../verbs/handles.ts";
 import type { MemoryRegion } from "../verbs/pd.ts";
 import { recvDescriptor, sendDescriptor } from "../verbs/work_requests.ts";
+import type { WelcomeFields } from "./control_messages.ts";
 import type { LogDigest } from "./digest.ts";
 import { ProtocolError, ReplicationError, SessionError } from "./errors.ts";
 import { type Entry, type Flight, Kind } from "./flight.ts";
@@ -37,29 +41,6 @@ import type { Link } from "./side.ts";
 
 /** A log is posted again at most this often after earlier refusals. */
 const resendsMax = 8;
-
-/** What the engine is built from. */
-export interface EngineParts {
-  link: Link;
-  memory: RingMemory;
-  ringMr: MemoryRegion;
-  acks: ArrayBuffer;
-  acksMr: MemoryRegion;
-  ring: RingCursor;
-  flight: Flight;
-  depth: number;
-  signalEvery: number;
-  ackTimeoutMs: number;
-  remote: { address: number; rkey: number };
-  nextSeq: number;
-  released: number;
-  stats: PrimaryStats;
-  digest: LogDigest;
-  /** Keep acked logs in the ring until release() (a write cache de-stages them first). */
-  retain: boolean;
-  /** Write-cache hooks: persist a placed log before it is posted, record a refused one. */
-  hooks?: PrimaryHooks;
-}
 
 /** A placed log as the hooks see it. */
 export interface PlacedLog {
@@ -77,9 +58,29 @@ export interface PrimaryHooks {
   beforePost?(log: PlacedLog): void;
   /** The replica refused the log: it becomes a SKIP (a hole) at the same place. */
   onSkip?(log: PlacedLog): void;
+  /** The log (or its SKIP) is answered, in seq order: replicated, or a hole. */
+  onAnswered?(log: PlacedLog, skip: boolean): void;
 }
 
-/** Posting and ack handling of one session. */
+/** What the engine is built from (it owns none of it). */
+export interface EngineParts {
+  memory: RingMemory;
+  ringMr: MemoryRegion;
+  acks: ArrayBuffer;
+  acksMr: MemoryRegion;
+  ring: RingCursor;
+  flight: Flight;
+  depth: number;
+  signalEvery: number;
+  ackTimeoutMs: number;
+  stats: PrimaryStats;
+  digest: LogDigest;
+  /** Keep acked logs in the ring until release() (a write cache de-stages them first). */
+  retain: boolean;
+  hooks?: PrimaryHooks;
+}
+
+/** Posting and ack handling across sessions. */
 export class PrimaryEngine {
   readonly #p: EngineParts;
   readonly #acksView: DataView;
@@ -91,34 +92,38 @@ export class PrimaryEngine {
   readonly #send = sendDescriptor();
   readonly #recv = recvDescriptor();
   readonly #started = performance.now();
+  #link: Link | undefined;
+  #remote = { address: 0, rkey: 0 };
   #nextSeq: number;
-  #released: number;
-  #lastNextSeq: number;
+  #released = 0;
+  #lastNextSeq = 0;
   #skipsPending = 0;
   #sendsSinceSignal = 0;
-  /** Every log up to this seq is answered (acked, or refused and skipped). */
   #answeredSeq: number;
-  /** This side's ring is released through this seq. */
   #releasedSeq: number;
-  /** The replica is asked to release through this seq (0: nothing asked). */
   #releaseWanted = 0;
   #releaseSent = 0;
-  /** The session's failure, once it ended. */
+  /** Logs recovered from a write cache, waiting for the first session. */
+  #recovered: Entry[] = [];
+  #suspendedAt = 0;
+  /** The session's failure, once final. */
   failure: Error | undefined;
+  /** Why the current session broke, while waiting for a new one. */
+  suspended: Error | undefined;
   /** Called after acks were handled (room may have opened). */
   onProgress: () => void = () => {};
-  /** Called once when the session fails. */
+  /** Called once when everything fails for good. */
   onFailure: (error: Error) => void = () => {};
+  /** Called when a session breaks and a new one could continue. */
+  onSuspend: (error: Error) => void = () => {};
 
-  /** Takes ownership of nothing: the caller closes the parts. */
-  constructor(parts: EngineParts) {
+  /** Starts before the first seq `nextSeq` (1 for a fresh ring). */
+  constructor(parts: EngineParts, nextSeq: number) {
     this.#p = parts;
     this.#acksView = new DataView(parts.acks);
-    this.#nextSeq = parts.nextSeq;
-    this.#released = parts.released;
-    this.#lastNextSeq = parts.nextSeq;
-    this.#answeredSeq = parts.nextSeq - 1;
-    this.#releasedSeq = parts.nextSeq - 1;
+    this.#nextSeq = nextSeq;
+    this.#answeredSeq = nextSeq - 1;
+    this.#releasedSeq = nextSeq - 1;
     this.#recv.lkey = parts.acksMr.lkey;
     this.#recv.length = ackBytes;
   }
@@ -127,85 +132,168 @@ export class PrimaryEngine {
   get digest(): LogDigest {
     return this.#p.digest;
   }
-
   /** Records posted and not yet answered. */
   get inFlight(): number {
     return this.#p.flight.count;
   }
-
   /** The replica's released position (credits). */
   get released(): number {
     return this.#released;
   }
-
   /** The next sequence number to assign. */
   get nextSeq(): number {
     return this.#nextSeq;
   }
-
   /** This side's ring. */
   get ring(): RingCursor {
     return this.#p.ring;
   }
-
-  /** Posts one RECV per ack slot (depth + 2). */
-  postAckReceives(): void {
-    for (let slot = 0; slot < this.#p.flight.capacity; slot++) this.#postRecv(slot);
+  /** Every log up to this seq has been answered (acked, or refused and skipped). */
+  get answeredSeq(): number {
+    return this.#answeredSeq;
   }
 
-  /** Whether a log of `length` may be posted now: depth, credits, ring, no recovery. */
+  /**
+   * A log recovered from this side's write cache (primary restart), in seq order, before
+   * the first session: it is placed again, and replicated again unless the replica has it.
+   */
+  seedRecovered(log: PlacedLog & { skip: boolean }): Entry {
+    const p = this.#p;
+    if (log.seq !== this.#nextSeq) {
+      throw new InvariantError(`recovered seq ${log.seq}, expected ${this.#nextSeq}`);
+    }
+    const offset = p.ring.place(log.length);
+    if (offset !== log.offset) {
+      throw new InvariantError(
+        `recovered log ${log.seq} sits at ${log.offset}, the ring rule puts it at ${offset}`,
+      );
+    }
+    const e = p.flight.detached(log.skip ? Kind.SKIP : Kind.LOG);
+    Object.assign(e, {
+      seq: log.seq,
+      offset,
+      length: log.length,
+      end: p.ring.writePos,
+      lba: log.lba,
+      lbaFlags: log.lbaFlags,
+      crc: log.crc,
+    });
+    e.submitted = performance.now();
+    this.#recovered.push(e);
+    this.#nextSeq++;
+    return e;
+  }
+
+  /**
+   * Starts (or resumes on) a session: what the WELCOME says the replica holds
+   * (`nextSeq`) is replicated; every later log or SKIP is posted again, in order.
+   */
+  attach(link: Link, welcome: WelcomeFields): void {
+    const n = welcome.nextSeq;
+    if (n <= this.#answeredSeq || n > this.#nextSeq) {
+      const error = new ProtocolError(
+        `a WELCOME with next seq ${n}`,
+        `${
+          this.#answeredSeq + 1
+        }..${this.#nextSeq} (logs through ${this.#answeredSeq} were acked: the replica lost them?)`,
+      );
+      this.fail(
+        new SessionError("protocol", `The replica's state is impossible: ${error.message}`, error),
+      );
+      return;
+    }
+    this.#link = link;
+    this.#remote = { address: welcome.ringAddr, rkey: welcome.rkey };
+    this.#released = Math.min(welcome.released, this.#p.ring.writePos);
+    this.#lastNextSeq = n;
+    this.#sendsSinceSignal = 0;
+    this.#skipsPending = 0;
+    this.#releaseSent = 0; // the replica may have lost a RELEASE: send the latest again
+    const pending = [...this.#recovered, ...this.#drainFlight()];
+    this.#recovered = [];
+    this.suspended = undefined;
+    this.postAckReceives();
+    for (const e of pending) {
+      if (e.kind === Kind.NOP || e.kind === Kind.RELEASE) this.#p.flight.give(e);
+      else if (e.kind === Kind.RAW) {
+        e.reject?.(
+          new SessionError("peer-closed", "The session ended before the raw record's ack"),
+        );
+        this.#p.flight.give(e);
+      } else if (e.seq < n) this.#replicated(e);
+      else this.#repost(e);
+    }
+    this.#postRelease();
+    this.onProgress();
+  }
+
+  #drainFlight(): Entry[] {
+    const out: Entry[] = [];
+    while (this.#p.flight.count > 0) out.push(this.#p.flight.shift());
+    return out;
+  }
+
+  /** A log or SKIP the replica holds (its ack or the WELCOME said so). */
+  #replicated(e: Entry): void {
+    if (e.kind === Kind.SKIP) {
+      this.#answered(e);
+      this.#p.flight.give(e);
+      return;
+    }
+    this.#answered(e);
+    this.#p.digest.add(e.seq, e.lba, e.length, e.crc);
+    const ackedAt = performance.now();
+    const latencyUs = (ackedAt - e.submitted) * 1000;
+    this.#p.stats.acked(e.length, latencyUs);
+    if (this.#suspendedAt > 0) {
+      this.#p.stats.recovered(ackedAt - this.#suspendedAt);
+      this.#suspendedAt = 0;
+    }
+    e.resolve?.({
+      seq: e.seq,
+      lba: e.lba,
+      length: e.length,
+      offset: e.offset,
+      latencyUs,
+      resends: e.resends,
+      ackedAt,
+    });
+    this.#p.flight.give(e);
+  }
+
+  #repost(e: Entry): void {
+    if (e.kind === Kind.SKIP) this.#skipsPending++;
+    this.#p.stats.resends++;
+    this.#post(e);
+  }
+
+  /** The session broke: keep every log; post nothing until attach(). */
+  suspend(error: Error): void {
+    if (this.failure || this.suspended) return;
+    this.suspended = error;
+    this.#suspendedAt = performance.now();
+    this.#link = undefined;
+    this.#p.stats.suspensions++;
+    this.onSuspend(error);
+  }
+
+  /** Whether a log of `length` may be posted now: session, depth, credits, ring, no recovery. */
   canPost(length: number): boolean {
     const p = this.#p;
-    return this.failure === undefined && this.#skipsPending === 0 && p.flight.count < p.depth &&
-      p.ring.canPlace(length, this.#released + p.ring.ringBytes);
+    return this.failure === undefined && this.#link !== undefined && this.#skipsPending === 0 &&
+      p.flight.count < p.depth && p.ring.canPlace(length, this.#released + p.ring.ringBytes);
   }
 
   /** A flight entry for a new log. */
   takeLog(): Entry {
     return this.#p.flight.take(Kind.LOG);
   }
-
   /** A flight entry for a raw record. */
   takeRaw(): Entry {
     return this.#p.flight.take(Kind.RAW);
   }
 
-  /** Every log up to this seq has been answered (acked or refused and skipped). */
-  get answeredSeq(): number {
-    return this.#answeredSeq;
-  }
-
-  /**
-   * Retain mode: frees this side's ring through `seq` (every log up to it is answered and
-   * de-staged) and asks the replica to free its copies with a RELEASE record.
-   */
-  release(seq: number): void {
-    if (!this.#p.retain) {
-      throw new RangeError("release() is for a primary created with retain: true");
-    }
-    if (!Number.isSafeInteger(seq) || seq > this.#answeredSeq) {
-      throw new RangeError(
-        `Cannot release through seq ${seq}: logs are answered through ${this.#answeredSeq}`,
-      );
-    }
-    for (; this.#releasedSeq < seq; this.#releasedSeq++) this.#p.ring.releaseOldest();
-    if (seq > this.#releaseWanted) this.#releaseWanted = seq;
-    this.#postRelease();
-  }
-
-  /** Posts the wanted RELEASE when a spare flight slot is free (one in flight at a time). */
-  #postRelease(): void {
-    const flight = this.#p.flight;
-    if (
-      this.failure || this.#releaseWanted <= this.#releaseSent || flight.count >= flight.capacity
-    ) return;
-    const e = flight.take(Kind.RELEASE);
-    e.seq = this.#releaseWanted;
-    this.#releaseSent = e.seq;
-    this.#post(e);
-  }
-
-  /** Places, fills, checksums and posts a log (after canPost). */
+  /** Places, fills, checksums, persists (hooks) and posts a log (after canPost). */
   postLog(
     e: Entry,
     source: LogSource,
@@ -237,13 +325,41 @@ export class PrimaryEngine {
     p.stats.posted++;
   }
 
-  /**
-   * Sends `record` (64 bytes, taken as is: tests send crafted and broken records) as a SEND
-   * with no data, alone in flight, and hands its ack back; changes no state of this side.
-   */
+  /** Sends a crafted 64-byte record (tests), alone in flight; its ack goes to `e.onAck`. */
   postRaw(record: Uint8Array, e: Entry): void {
     new Uint8Array(this.#recordBuffer).set(record);
-    this.#postRecord(e, -1);
+    this.#postRecord(e, false);
+  }
+
+  /**
+   * Retain mode: frees this side's ring through `seq` (answered and de-staged) and asks the
+   * replica to free its copies with a RELEASE record.
+   */
+  release(seq: number): void {
+    if (!this.#p.retain) {
+      throw new RangeError("release() is for a primary created with retain: true");
+    }
+    if (!Number.isSafeInteger(seq) || seq > this.#answeredSeq) {
+      throw new RangeError(
+        `Cannot release through seq ${seq}: logs are answered through ${this.#answeredSeq}`,
+      );
+    }
+    for (; this.#releasedSeq < seq; this.#releasedSeq++) this.#p.ring.releaseOldest();
+    if (seq > this.#releaseWanted) this.#releaseWanted = seq;
+    this.#postRelease();
+  }
+
+  /** Posts the wanted RELEASE when a spare flight slot is free. */
+  #postRelease(): void {
+    const flight = this.#p.flight;
+    if (
+      this.failure || !this.#link || this.#releaseWanted <= this.#releaseSent ||
+      flight.count >= flight.capacity
+    ) return;
+    const e = flight.take(Kind.RELEASE);
+    e.seq = this.#releaseWanted;
+    this.#releaseSent = e.seq;
+    this.#post(e);
   }
 
   #post(e: Entry): void {
@@ -264,44 +380,50 @@ export class PrimaryEngine {
     r.lbaFlags = e.kind === Kind.LOG ? e.lbaFlags : 0;
     r.timestampNs = Math.round((performance.now() - this.#started) * 1e6);
     encodeRecord(this.#recordView, 0, r);
-    this.#postRecord(e, e.kind === Kind.LOG ? e.seq : -1);
+    this.#postRecord(e, e.kind === Kind.LOG);
   }
 
-  /** Posts [WRITE of e's data when `dataSeq` ≥ 0] + SEND of the record buffer. */
-  #postRecord(e: Entry, dataSeq: number): void {
+  /** Posts [the WRITE of e's data] + the SEND of the record buffer, in one chain. */
+  #postRecord(e: Entry, withData: boolean): void {
     const p = this.#p;
-    const qp = p.link.qp;
-    const send = this.#send;
-    if (dataSeq >= 0) {
-      send.wrId = e.seq;
-      send.opcode = O.IBV_WR_RDMA_WRITE;
-      send.flags = 0;
-      send.addr = p.memory.address + e.offset;
-      send.length = e.length;
-      send.lkey = p.ringMr.lkey;
-      send.remoteAddr = p.remote.address + e.offset;
-      send.rkey = p.remote.rkey;
-      qp.sendChain.add(send);
-    }
-    send.wrId = e.seq;
-    send.opcode = O.IBV_WR_SEND;
-    send.flags = S.IBV_SEND_INLINE;
-    if (++this.#sendsSinceSignal >= p.signalEvery) {
-      send.flags |= S.IBV_SEND_SIGNALED;
-      this.#sendsSinceSignal = 0;
-    }
-    send.addr = this.#recordAddress;
-    send.length = recordBytes;
-    send.lkey = 0;
-    send.remoteAddr = 0;
-    send.rkey = 0;
-    qp.sendChain.add(send);
     e.posted = performance.now();
     p.flight.push(e);
+    const link = this.#link;
+    if (!link) return; // suspended: attach() posts it again
+    const send = this.#send;
+    if (withData) {
+      Object.assign(send, {
+        wrId: e.seq,
+        opcode: O.IBV_WR_RDMA_WRITE,
+        flags: 0,
+        addr: p.memory.address + e.offset,
+        length: e.length,
+        lkey: p.ringMr.lkey,
+        remoteAddr: this.#remote.address + e.offset,
+        rkey: this.#remote.rkey,
+      });
+      link.qp.sendChain.add(send);
+    }
+    let flags = S.IBV_SEND_INLINE;
+    if (++this.#sendsSinceSignal >= p.signalEvery) {
+      flags |= S.IBV_SEND_SIGNALED;
+      this.#sendsSinceSignal = 0;
+    }
+    Object.assign(send, {
+      wrId: e.seq,
+      opcode: O.IBV_WR_SEND,
+      flags,
+      addr: this.#recordAddress,
+      length: recordBytes,
+      lkey: 0,
+      remoteAddr: 0,
+      rkey: 0,
+    });
+    link.qp.sendChain.add(send);
     try {
-      qp.postSend();
+      link.qp.postSend();
     } catch (error) {
-      this.fail(
+      this.suspend(
         new SessionError(
           "completion",
           `Posting seq ${e.seq} failed: ${(error as Error).message}`,
@@ -311,18 +433,19 @@ export class PrimaryEngine {
     }
   }
 
-  /** Handles `n` completions from the CQ's array. */
+  /** Handles `n` completions from the current session's CQ. */
   onCompletions(n: number): void {
-    const cq = this.#p.link.cq;
-    for (let i = 0; i < n && !this.failure; i++) {
+    const cq = this.#link?.cq;
+    if (!cq) return;
+    for (let i = 0; i < n && this.#link && !this.failure; i++) {
       if (cq.status(i) !== IBV_WC_STATUS.IBV_WC_SUCCESS) {
         const error = cq.completionError(i, "primary");
-        this.fail(new SessionError("completion", `The session failed: ${error.message}`, error));
+        this.suspend(new SessionError("completion", `The session failed: ${error.message}`, error));
         return;
       }
       if (cq.opcode(i) === IBV_WC_OPCODE.IBV_WC_RECV) this.#onAck(cq.wrId(i), cq.byteLen(i));
     }
-    if (!this.failure) {
+    if (!this.failure && this.#link) {
       this.#postRelease();
       this.onProgress();
     }
@@ -356,11 +479,11 @@ export class PrimaryEngine {
     if (ack.nextSeq < this.#lastNextSeq) {
       return this.#violation(`nextSeq ${ack.nextSeq}`, `at least ${this.#lastNextSeq}`);
     }
-    if (ack.released < this.#released || ack.released > p.ring.writePos) {
-      return this.#violation(`released ${ack.released}`, `${this.#released}..${p.ring.writePos}`);
+    if (ack.released > p.ring.writePos) {
+      return this.#violation(`released ${ack.released}`, `at most ${p.ring.writePos}`);
     }
     p.flight.shift();
-    this.#released = ack.released;
+    this.#released = Math.max(this.#released, ack.released);
     this.#lastNextSeq = ack.nextSeq;
     if (e.kind === Kind.LOG) this.#onLogAck(e, ack.status, ack.nextSeq);
     else if (e.kind === Kind.SKIP) this.#onSkipAck(e, ack.status);
@@ -375,21 +498,7 @@ export class PrimaryEngine {
       if (nextSeq <= e.seq) {
         return this.#violation(`OK for seq ${e.seq} with nextSeq ${nextSeq}`, `nextSeq > ${e.seq}`);
       }
-      this.#answered(e);
-      p.digest.add(e.seq, e.lba, e.length, e.crc);
-      const ackedAt = performance.now();
-      const latencyUs = (ackedAt - e.submitted) * 1000;
-      p.stats.acked(e.length, latencyUs);
-      e.resolve?.({
-        seq: e.seq,
-        lba: e.lba,
-        length: e.length,
-        offset: e.offset,
-        latencyUs,
-        resends: e.resends,
-        ackedAt,
-      });
-      p.flight.give(e);
+      this.#replicated(e);
       return;
     }
     if (status === AckStatus.SEQ_GAP && this.#skipsPending > 0) {
@@ -427,17 +536,18 @@ export class PrimaryEngine {
   /** Log `e.seq` is answered: free its ring space now unless retaining it for release(). */
   #answered(e: Entry): void {
     this.#answeredSeq = e.seq;
+    this.#p.hooks?.onAnswered?.(e, e.kind === Kind.SKIP);
     if (!this.#p.retain) {
       this.#p.ring.release(e.end);
       this.#releasedSeq = e.seq;
     }
   }
 
-  /** Fails the session when the oldest record waited longer than the ack timeout. */
+  /** Suspends the session when the oldest record waited longer than the ack timeout. */
   checkTimeout(now: number): void {
     const e = this.#p.flight.peek();
-    if (e && !this.failure && now - e.posted > this.#p.ackTimeoutMs) {
-      this.fail(
+    if (e && this.#link && !this.failure && now - e.posted > this.#p.ackTimeoutMs) {
+      this.suspend(
         new SessionError(
           "ack-timeout",
           `No ack for seq ${e.seq} within ${this.#p.ackTimeoutMs} ms`,
@@ -451,29 +561,36 @@ export class PrimaryEngine {
     this.fail(new SessionError("protocol", `The session failed: ${error.message}`, error));
   }
 
-  /** Ends the session: every log in flight fails with `error`; later calls are refused. */
+  /** Ends everything: every log in flight fails with `error`; later calls are refused. */
   fail(error: Error): void {
     if (this.failure) return;
     this.failure = error;
+    this.#link = undefined;
     const flight = this.#p.flight;
-    while (flight.count > 0) {
-      const e = flight.shift();
+    for (const e of [...this.#recovered, ...this.#drainFlight()]) {
       e.reject?.(error);
       if (e.kind === Kind.LOG) this.#p.stats.failed++;
       flight.give(e);
     }
+    this.#recovered = [];
     this.onFailure(error);
   }
 
+  /** Posts one RECV per ack slot on the current session. */
+  postAckReceives(): void {
+    for (let slot = 0; slot < this.#p.flight.capacity; slot++) this.#postRecv(slot);
+  }
+
   #postRecv(slot: number): void {
-    const qp = this.#p.link.qp;
+    const qp = this.#link?.qp;
+    if (!qp) return;
     this.#recv.wrId = slot;
     this.#recv.addr = this.#p.acksMr.address + slot * ackBytes;
     qp.recvChain.add(this.#recv);
     try {
       qp.postRecv();
     } catch (error) {
-      this.fail(
+      this.suspend(
         new SessionError(
           "completion",
           `Posting an ack RECV failed: ${(error as Error).message}`,

@@ -17,6 +17,10 @@ export interface PrimaryStatsValue {
   admissionWaits: number;
   admissionTimeouts: number;
   maxAheadBytes: number;
+  suspensions: number;
+  /** Resumed sessions and their fault-to-first-ack times (ms, the last 1000). */
+  recoveries: number;
+  recoveryMs: number[];
   inFlight: number;
   nextSeq: number;
   /** The replica's released position (credits) and this side's write position. */
@@ -39,8 +43,19 @@ export class PrimaryStats {
   admissionTimeouts = 0;
   /** Most bytes ever placed beyond the replica's released position (≤ ringBytes). */
   maxAheadBytes = 0;
+  /** Sessions that broke (and were resumed, or not). */
+  suspensions = 0;
+  readonly #recoveryMs: number[] = [];
+  #recoveries = 0;
   readonly #started = performance.now();
   readonly #latency = new LatencyRecorder();
+
+  /** A session was resumed: `ms` from the fault to the first new ack (last 1000 kept). */
+  recovered(ms: number): void {
+    this.#recoveries++;
+    if (this.#recoveryMs.length >= 1000) this.#recoveryMs.shift();
+    this.#recoveryMs.push(ms);
+  }
 
   /** Counts an acked log and its latency. */
   acked(length: number, latencyUs: number): void {
@@ -63,6 +78,9 @@ export class PrimaryStats {
       admissionWaits: this.admissionWaits,
       admissionTimeouts: this.admissionTimeouts,
       maxAheadBytes: this.maxAheadBytes,
+      suspensions: this.suspensions,
+      recoveries: this.#recoveries,
+      recoveryMs: [...this.#recoveryMs],
       inFlight: engine.inFlight,
       nextSeq: engine.nextSeq,
       released: engine.released,

@@ -13,10 +13,10 @@ const { a, b } = topology;
 const env = { RRL_SECRET: randomSecret() };
 let run = 0;
 
-// deno-lint-ignore no-explicit-any
 async function cacheRun(
   replicaArgs: string[],
   hostArgs: string[],
+  // deno-lint-ignore no-explicit-any
 ): Promise<{ code: number; host: any; replica: any }> {
   const dir = await Deno.makeTempDir({ dir: "/dev/shm", prefix: "rrl-cache-test-" });
   try {

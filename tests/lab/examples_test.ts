@@ -40,7 +40,7 @@ function assertClean(row: Record<string, number>): void {
   assert.ok(row.p50 > 0 && row.p50 <= row.p99, `p50 ${row.p50} µs, p99 ${row.p99} µs`);
 }
 
-// One point each: a point costs ~15 s in the TCG lab VM (two Deno processes start).
+// One point each: a point costs 10-30 s in the TCG lab VM, mostly starting two Deno processes.
 
 Deno.test("sweep_sizes_depths writes its header and one clean row per (size, depth)", async () => {
   const { header, rows } = await runExample("examples/sweep_sizes_depths.ts", [

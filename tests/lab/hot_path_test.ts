@@ -35,6 +35,31 @@ Deno.test("20,000 post_send + post_recv + poll_cq rounds cause no garbage collec
   assert.deepEqual(gcs, [], "no GC event inside the measured loop");
 });
 
+Deno.test("the GC count is a real check: a loop that allocates per round does show collections", async () => {
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      "-A",
+      "--cached-only",
+      "--no-check",
+      "--v8-flags=--trace-gc",
+      tool,
+      ...ends,
+      "20000",
+      "5000",
+      "0",
+      "--marks",
+    ],
+    env: { RRL_HOT_ALLOCATE: "1" },
+    stderr: "inherit",
+  }).output();
+  const stdout = new TextDecoder().decode(out.stdout);
+  assert.equal(out.code, 0);
+  const loop = stdout.slice(stdout.indexOf("@@BEGIN"), stdout.indexOf("@@END"));
+  const gcs = loop.split("\n").filter((l) => /Scavenge|Mark-Compact|Mark-sweep|Minor/.test(l));
+  assert.ok(gcs.length > 0, "allocating 1 KiB per round triggers collections inside the loop");
+});
+
 for (const way of ["libffi", "fnptr"]) {
   Deno.test(`the ${way} call path survives --stress-compaction with forced GCs every 500 rounds`, async () => {
     const out = await new Deno.Command(Deno.execPath(), {

@@ -1,0 +1,78 @@
+/**
+ * One session of a primary: a new completion channel, CQ and RC QP, the bootstrap over
+ * TCP (HELLO/WELCOME with the shared secret), and the QP moved to RTS toward the
+ * replica's. A primary opens one at start and one per reconnect.
+ *
+ * @module
+ */
+import { recordBytes } from "../log/record.ts";
+import { type BootstrapLink, connectBootstrap } from "./bootstrap.ts";
+import type { WelcomeFields } from "./control_messages.ts";
+import type { Link, Side } from "./side.ts";
+
+/** What a session is opened with. */
+export interface SessionConfig {
+  host: string;
+  port?: number;
+  secret: string;
+  ringBytes: number;
+  maxLogBytes: number;
+  /** Logs in flight (the HELLO announces depth + 2 records). */
+  depth: number;
+  /** Bootstrap connection attempts (the replica may be restarting). */
+  connectAttempts?: number;
+  connectRetryDelayMs?: number;
+}
+
+/** An open session: its link and control connection, and what the replica granted. */
+export interface Session {
+  link: Link;
+  control: BootstrapLink;
+  welcome: WelcomeFields;
+  /** Ends the session: control connection, then QP, CQ and channel. Idempotent. */
+  close(): void;
+}
+
+/** Opens a session on `side`: link, bootstrap, QP to RTS. Cleans up on failure. */
+export async function openSession(side: Side, config: SessionConfig): Promise<Session> {
+  const signalEvery = Math.min(16, config.depth);
+  const link = side.openLink({
+    maxSendWr: 2 * config.depth + 2 * signalEvery + 8,
+    maxRecvWr: config.depth + 2,
+    maxInlineData: recordBytes,
+  });
+  let control: BootstrapLink | undefined;
+  try {
+    control = await connectBootstrap({
+      hostname: config.host,
+      port: config.port,
+      secret: config.secret,
+      endpoint: link.endpoint,
+      ringBytes: config.ringBytes,
+      maxLogBytes: config.maxLogBytes,
+      // Records in flight: `depth` logs plus a SKIP or RELEASE and a NOP (the replica
+      // must have that many RECVs posted, or a SEND would meet an empty queue).
+      depth: config.depth + 2,
+      connectAttempts: config.connectAttempts,
+      connectRetryDelayMs: config.connectRetryDelayMs,
+    });
+    link.connect(control.welcome.endpoint, 0);
+  } catch (error) {
+    control?.close();
+    link.close();
+    throw error;
+  }
+  let closed = false;
+  const session: Session = {
+    link,
+    control,
+    welcome: control.welcome,
+    close() {
+      if (closed) return;
+      closed = true;
+      session.control.close();
+      link.close();
+    },
+  };
+  return session;
+}

@@ -9,8 +9,11 @@ import { AckStatus } from "../lib/log/ack.ts";
 import { parseBytes } from "../lib/bench/workload.ts";
 import { Replica, type ReplicaStats } from "../lib/replication/replica.ts";
 import { ReplicaVerifier } from "../lib/replication/verify.ts";
+import { parseFaultPlan, type ReplicaFaults } from "../lib/replication/faults.ts";
 import { openReplicaCache } from "../lib/cache/replica_cache.ts";
 import { checkDenoVersion } from "../lib/version.ts";
+import { trace } from "../lib/trace/trace.ts";
+import "../lib/trace/codes.ts";
 import { parseIntOption, readSecret, runCommand } from "./options.ts";
 
 /** Serves; resolves with 0 after a clean stop, 1 on failure, 2 on usage errors. */
@@ -65,12 +68,25 @@ export function run(args: string[]): Promise<number> {
         "answer STATUS (e.g. CRC_MISMATCH) to log SEQ instead of accepting it",
       ),
     )
+    .option(
+      "--fault-plan <json>",
+      'faults to inject, e.g. \'{"replica":{"kill":{"seq":40,"point":"after-persist"}}}\' (docs/protocol.md)',
+    )
+    .option(
+      "--trace <path>",
+      "record a trace of posts, completions, acks and faults into this JSONL file",
+    )
     .option("--json", "print the final statistics as JSON on stdout")
     .option("--ready-file <path>", "write the bound port here once listening (for scripts)");
   return runCommand(program, args, async (opts) => {
     checkDenoVersion();
     const secret = readSecret(opts.secret);
-    const fault = opts.fault ? parseFault(opts.fault) : undefined;
+    const plan = opts.faultPlan ? parseFaultPlan(opts.faultPlan) : {};
+    const faults: ReplicaFaults = { ...plan.replica };
+    if (opts.fault) {
+      const f = parseFault(opts.fault);
+      faults.status = { seq: f.seq, status: f.name };
+    }
     const verifier = opts.verifySeed !== undefined
       ? new ReplicaVerifier(opts.verifySeed)
       : undefined;
@@ -78,6 +94,14 @@ export function run(args: string[]): Promise<number> {
     using cacheHooks = opts.cache
       ? openReplicaCache({ path: opts.cache, dataBytes: parseBytes(opts.ring, "--ring") })
       : undefined;
+    if (cacheHooks?.resume) {
+      const r = cacheHooks.resume;
+      console.error(
+        `replica: resuming the write cache: released through seq ${r.releasedSeq}, ${r.logs.length} retained log(s)`,
+      );
+    }
+    const tracePath = opts.trace;
+    if (tracePath) trace.enable();
     const replica = await Replica.listen({
       memory: cacheHooks?.cache.data,
       onRelease: cacheHooks?.onRelease,
@@ -91,7 +115,9 @@ export function run(args: string[]): Promise<number> {
       maxLogBytes: opts.maxLog ? parseBytes(opts.maxLog, "--max-log") : undefined,
       spinUs: opts.spinUs,
       retain: (opts.retain ?? false) || cacheHooks !== undefined,
-      faultStatus: fault ? (seq) => (seq === fault.seq ? fault.status : undefined) : undefined,
+      faults,
+      beforeDeath: tracePath ? () => trace.writeJsonlSync(tracePath) : undefined,
+      resume: cacheHooks?.resume,
       persist: verifier || slowUs || cacheHooks
         ? (log) => {
           if (!log.skip) verifier?.check(log);
@@ -115,6 +141,7 @@ export function run(args: string[]): Promise<number> {
       Deno.removeSignalListener("SIGINT", onSignal);
       Deno.removeSignalListener("SIGTERM", onSignal);
       await replica.close();
+      if (tracePath) await trace.writeJsonl(tracePath);
     }
     const stats = replica.stats();
     const report = { ...stats, verify: verifier?.value() };
@@ -137,14 +164,14 @@ function stall(us: number): void {
   while (performance.now() < until) { /* a stalled replica: spin */ }
 }
 
-function parseFault(spec: string): { seq: number; status: number } {
+function parseFault(spec: string): { seq: number; name: string } {
   const match = /^(\d+):([A-Z_]+)$/.exec(spec);
   const status = match ? AckStatus[match[2] as keyof typeof AckStatus] : undefined;
   if (!match || status === undefined || status === AckStatus.OK) {
     const names = Object.keys(AckStatus).filter((n) => n !== "OK").join(", ");
     throw new RangeError(`--fault '${spec}' is not SEQ:STATUS with STATUS one of ${names}`);
   }
-  return { seq: Number(match[1]), status };
+  return { seq: Number(match[1]), name: match[2] };
 }
 
 function describe(s: ReplicaStats, verifier?: ReplicaVerifier): string {

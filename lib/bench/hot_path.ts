@@ -47,6 +47,11 @@ export interface HotPathResult {
   nsPerRound: number;
   /** ns per `poll_cq` on an empty CQ (the bare call cost). */
   nsPerEmptyPoll: number;
+  /**
+   * Growth of V8's used heap over the measured rounds, per round: the bytes each round
+   * allocates when no collection ran in between (run with a large young generation).
+   */
+  heapBytesPerRound: number;
 }
 
 const roundsMax = 10_000_000;
@@ -133,6 +138,7 @@ export function runHotPath(o: HotPathOptions): HotPathResult {
     libc.symbols.fflush(null);
     console.log("@@BEGIN");
   }
+  const heap0 = Deno.memoryUsage().heapUsed;
   const t0 = performance.now();
   for (let i = 0; i < o.rounds; i++) {
     round(o.warmup + i);
@@ -142,6 +148,7 @@ export function runHotPath(o: HotPathOptions): HotPathResult {
     }
   }
   const t1 = performance.now();
+  const heap1 = Deno.memoryUsage().heapUsed;
   if (o.marks) {
     libc.symbols.fflush(null);
     console.log("@@END");
@@ -160,6 +167,7 @@ export function runHotPath(o: HotPathOptions): HotPathResult {
     rounds: o.rounds,
     nsPerRound: ((t1 - t0) * 1e6) / o.rounds,
     nsPerEmptyPoll: ((t3 - t2) * 1e6) / emptyPolls,
+    heapBytesPerRound: (heap1 - heap0) / o.rounds,
   };
 }
 

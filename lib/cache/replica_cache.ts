@@ -6,12 +6,14 @@
  * @module
  */
 import { emptyRecord, RecordFlags } from "../log/record.ts";
-import type { AcceptedLog } from "../replication/replica_state.ts";
+import type { AcceptedLog, ReplicaResume } from "../replication/replica_state.ts";
 import { WriteCache } from "./write_cache.ts";
 
 /** What Replica.listen needs to keep its ring in a write cache. */
 export interface ReplicaCacheHooks extends Disposable {
   cache: WriteCache;
+  /** What an existing cache held (a restart), for Replica.listen's `resume`. */
+  resume?: ReplicaResume;
   persist: (log: AcceptedLog) => boolean;
   onRelease: (seq: number, releasedPos: number) => void;
 }
@@ -21,26 +23,38 @@ export function openReplicaCache(
   options: { path: string; dataBytes: number; overwrite?: boolean },
 ): ReplicaCacheHooks {
   const metaSlots = options.dataBytes / 4096; // one slot per smallest possible log: never full
+  const geometry = {
+    path: options.path,
+    role: "replica" as const,
+    dataBytes: options.dataBytes,
+    metaSlots,
+  };
   let cache: WriteCache;
+  let resume: ReplicaResume | undefined;
   try {
-    cache = WriteCache.open({
-      path: options.path,
-      role: "replica",
-      dataBytes: options.dataBytes,
-      metaSlots,
-    });
+    cache = WriteCache.open(geometry);
+    // A restart: the last valid log is the last one the scan trusts (record and data CRCs).
+    const scan = cache.scan();
+    resume = {
+      releasedSeq: scan.destagedSeq,
+      releasedPos: cache.header.releasedPos,
+      logs: !scan.contiguous ? [] : scan.logs.map((r) => ({
+        seq: r.seq,
+        offset: r.dataOffset,
+        length: r.dataLength,
+        lba: r.lba,
+        crc: r.dataCrc,
+        skip: r.flags === RecordFlags.SKIP,
+      })),
+    };
   } catch (error) {
     if ((error as { reason?: string }).reason !== "NOT_FOUND") throw error;
-    cache = WriteCache.create({
-      path: options.path,
-      role: "replica",
-      dataBytes: options.dataBytes,
-      metaSlots,
-    });
+    cache = WriteCache.create(geometry);
   }
   const record = emptyRecord();
   return {
     cache,
+    resume,
     persist(log) {
       record.flags = log.skip ? RecordFlags.SKIP : 0;
       record.seq = log.seq;

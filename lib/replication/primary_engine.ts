@@ -38,6 +38,8 @@ import type { LogSource } from "./primary.ts";
 import type { PrimaryStats } from "./primary_stats.ts";
 import type { RingMemory } from "./ring_memory.ts";
 import type { Link } from "./side.ts";
+import { chainOpcode, Side as TraceSide, trace } from "../trace/trace.ts";
+import { RecoveryStep } from "../trace/codes.ts";
 
 /** A log is posted again at most this often after earlier refusals. */
 const resendsMax = 8;
@@ -210,6 +212,7 @@ export class PrimaryEngine {
     this.#skipsPending = 0;
     this.#releaseSent = 0; // the replica may have lost a RELEASE: send the latest again
     const pending = [...this.#recovered, ...this.#drainFlight()];
+    if (trace.on) trace.recovery(RecoveryStep.RESUMED, n, pending.length);
     this.#recovered = [];
     this.suspended = undefined;
     this.postAckReceives();
@@ -220,8 +223,13 @@ export class PrimaryEngine {
           new SessionError("peer-closed", "The session ended before the raw record's ack"),
         );
         this.#p.flight.give(e);
-      } else if (e.seq < n) this.#replicated(e);
-      else this.#repost(e);
+      } else if (e.seq < n) {
+        if (trace.on) trace.recovery(RecoveryStep.REPLICATED_BY_WELCOME, e.seq, 0);
+        this.#replicated(e);
+      } else {
+        if (trace.on) trace.recovery(RecoveryStep.RESEND, e.seq, 0);
+        this.#repost(e);
+      }
     }
     this.#postRelease();
     this.onProgress();
@@ -247,6 +255,9 @@ export class PrimaryEngine {
     this.#p.stats.acked(e.length, latencyUs);
     if (this.#suspendedAt > 0) {
       this.#p.stats.recovered(ackedAt - this.#suspendedAt);
+      if (trace.on) {
+        trace.recovery(RecoveryStep.FIRST_ACK, e.seq, Math.round(ackedAt - this.#suspendedAt));
+      }
       this.#suspendedAt = 0;
     }
     e.resolve?.({
@@ -272,6 +283,7 @@ export class PrimaryEngine {
     if (this.failure || this.suspended) return;
     this.suspended = error;
     this.#suspendedAt = performance.now();
+    if (trace.on) trace.recovery(RecoveryStep.SUSPEND, this.#answeredSeq + 1, this.#p.flight.count);
     this.#link = undefined;
     this.#p.stats.suspensions++;
     this.onSuspend(error);
@@ -420,6 +432,17 @@ export class PrimaryEngine {
       rkey: 0,
     });
     link.qp.sendChain.add(send);
+    if (trace.on) {
+      const opcode = withData ? chainOpcode(O.IBV_WR_RDMA_WRITE, O.IBV_WR_SEND) : O.IBV_WR_SEND;
+      trace.post(
+        TraceSide.PRIMARY,
+        opcode,
+        e.seq,
+        e.seq,
+        withData ? e.length : recordBytes,
+        link.qp.qpn,
+      );
+    }
     try {
       link.qp.postSend();
     } catch (error) {
@@ -438,6 +461,16 @@ export class PrimaryEngine {
     const cq = this.#link?.cq;
     if (!cq) return;
     for (let i = 0; i < n && this.#link && !this.failure; i++) {
+      if (trace.on) {
+        trace.completion(
+          TraceSide.PRIMARY,
+          cq.opcode(i),
+          cq.status(i),
+          cq.wrId(i),
+          cq.byteLen(i),
+          cq.qpNum(i),
+        );
+      }
       if (cq.status(i) !== IBV_WC_STATUS.IBV_WC_SUCCESS) {
         const error = cq.completionError(i, "primary");
         this.suspend(new SessionError("completion", `The session failed: ${error.message}`, error));
@@ -464,6 +497,7 @@ export class PrimaryEngine {
       );
     }
     this.#postRecv(slot);
+    if (trace.on) trace.ack(TraceSide.PRIMARY, ack.status, ack.seq, ack.nextSeq, ack.released);
     const e = p.flight.peek();
     if (!e) return this.#violation(`an ack for seq ${ack.seq}`, "no ack: nothing is in flight");
     if (e.kind === Kind.RAW) {

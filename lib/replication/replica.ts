@@ -19,7 +19,13 @@ import type { AcceptDecision, BootstrapServer, BootstrapSession } from "./bootst
 import type { Hello } from "./control_messages.ts";
 import { anonymousMemory, type RingMemory } from "./ring_memory.ts";
 import { ReplicaSession } from "./replica_session.ts";
-import { type PersistHook, type ReplicaCounters, ReplicaState } from "./replica_state.ts";
+import {
+  type PersistHook,
+  type ReplicaCounters,
+  type ReplicaResume,
+  ReplicaState,
+} from "./replica_state.ts";
+import type { ReplicaFaults } from "./faults.ts";
 import { Side, type SideOptions } from "./side.ts";
 import type { DigestValue } from "./digest.ts";
 
@@ -49,8 +55,12 @@ export interface ReplicaOptions extends SideOptions {
   onRelease?: (seq: number, releasedPos: number) => void;
   /** Keep accepted logs until the primary's RELEASE (a write cache) instead of freeing them once persisted. */
   retain?: boolean;
-  /** Fault injection: a status to answer instead of accepting log `seq` (tests, scenarios). */
-  faultStatus?: (seq: number) => number | undefined;
+  /** Faults to inject (tests, scenarios): see lib/replication/faults.ts. */
+  faults?: ReplicaFaults;
+  /** Called just before a fault kills the process (write the trace). */
+  beforeDeath?: () => void;
+  /** Continue a persistent ring (a restart): what its write cache held. */
+  resume?: ReplicaResume;
 }
 
 /** What {@linkcode Replica.stats} reports. */
@@ -102,6 +112,7 @@ export class Replica implements AsyncDisposable {
       persist: options.persist,
       retain: options.retain,
       onRelease: options.onRelease,
+      resume: options.resume,
     });
   }
 
@@ -197,7 +208,8 @@ export class Replica implements AsyncDisposable {
     const session = new ReplicaSession(this.#side, this.#state, {
       metaSlots: this.#metaSlots,
       spinUs: this.#options.spinUs ?? 1000,
-      faultStatus: this.#options.faultStatus,
+      faults: this.#options.faults,
+      beforeDeath: this.#options.beforeDeath,
       log: this.#log,
     });
     try {

@@ -28,6 +28,10 @@ import { CompletionPoller } from "./poller.ts";
 import type { ReplicaState } from "./replica_state.ts";
 import type { Link, Side } from "./side.ts";
 import { AckStatus } from "../log/ack.ts";
+import { InvariantError } from "../assert.ts";
+import { type ReplicaFaults, selfKill, stallFor } from "./faults.ts";
+import { Side as TraceSide, trace } from "../trace/trace.ts";
+import { FaultCode } from "../trace/codes.ts";
 
 /** Ack SENDs between two signaled ones (each signaled completion retires the ones before). */
 const ackSignalEvery = 16;
@@ -36,7 +40,9 @@ const ackSignalEvery = 16;
 export interface ReplicaSessionOptions {
   metaSlots: number;
   spinUs: number;
-  faultStatus?: (seq: number) => number | undefined;
+  faults?: ReplicaFaults;
+  /** Called just before a fault kills the process (write the trace). */
+  beforeDeath?: () => void;
   log: (line: string) => void;
 }
 
@@ -54,6 +60,10 @@ export class ReplicaSession {
   readonly #recv = recvDescriptor();
   readonly #send = sendDescriptor();
   readonly #options: ReplicaSessionOptions;
+  readonly #delayQueue: DataView;
+  readonly #delayQueueAddress: number;
+  /** Offsets of held-back acks in #delayQueue (a 0 marker first while a delay runs). */
+  readonly #delayed: number[] = [];
   readonly #limits;
   #poller: CompletionPoller | undefined;
   #acksSinceSignal = 0;
@@ -77,6 +87,9 @@ export class ReplicaSession {
     this.#acks = new DataView(acks);
     this.#acksAddress = addressOf(Deno.UnsafePointer.of(acks));
     this.#limits = recordLimits({ maxDataLength: state.maxLogBytes });
+    const delayQueue = new ArrayBuffer((slots + 1) * ackBytes);
+    this.#delayQueue = new DataView(delayQueue);
+    this.#delayQueueAddress = addressOf(Deno.UnsafePointer.of(delayQueue));
     this.#send.opcode = O.IBV_WR_SEND;
     this.#send.length = ackBytes;
     this.#recv.length = recordBytes;
@@ -91,7 +104,9 @@ export class ReplicaSession {
   /** Connects to the primary's QP (REMOTE_WRITE only) and posts every slot's RECV. */
   connect(primary: QpEndpoint): void {
     this.#link.connect(primary, A.IBV_ACCESS_REMOTE_WRITE);
-    for (let slot = 0; slot < this.#options.metaSlots; slot++) this.#postRecv(slot);
+    // A receiver-not-ready fault posts fewer RECVs than the primary may have in flight.
+    const slots = Math.min(this.#options.metaSlots, this.#options.faults?.recvSlots ?? Infinity);
+    for (let slot = 0; slot < slots; slot++) this.#postRecv(slot);
   }
 
   /** Starts answering. */
@@ -143,6 +158,7 @@ export class ReplicaSession {
   #answer(slot: number, byteLen: number): void {
     const state = this.#state;
     const record = this.#record;
+    const faults = this.#options.faults;
     const reason = byteLen === recordBytes
       ? decodeRecord(this.#slotsView, slot * recordBytes, record, this.#limits)
       : RecordReason.TRUNCATED;
@@ -152,14 +168,28 @@ export class ReplicaSession {
       status = state.refuseUndecodable();
     } else {
       seq = record.seq;
-      // Injection answers for data logs only (never for a SKIP or NOP).
-      const injected =
-        this.#options.faultStatus && record.flags === 0 && record.seq === state.nextSeq
-          ? this.#options.faultStatus(record.seq)
-          : undefined;
-      status = injected !== undefined && injected !== AckStatus.OK
-        ? state.refuse(injected)
-        : state.check(record);
+      if (trace.on) {
+        trace.record(TraceSide.REPLICA, record.flags, seq, record.dataOffset, record.dataLength);
+      }
+      // Faults hit data logs only (never a SKIP, NOP or RELEASE), at the expected seq.
+      const here = faults && record.flags === 0 && seq === state.nextSeq;
+      if (here && faults.kill?.seq === seq && faults.kill.point === "before-check") {
+        this.#die("killed with log data placed, before checking it");
+      }
+      if (here && faults.stall?.seq === seq) {
+        if (trace.on) trace.fault(FaultCode.REPLICA_STALL, seq, faults.stall.ms);
+        stallFor(faults.stall.ms);
+      }
+      const injected = here && faults.status?.seq === seq
+        ? AckStatus[faults.status.status as keyof typeof AckStatus]
+        : undefined;
+      status = injected !== undefined ? state.refuse(injected) : state.check(record);
+      if (here && status === AckStatus.OK) {
+        if (faults.kill?.seq === seq && faults.kill.point === "after-persist") {
+          this.#die("killed after persisting, before the ack");
+        }
+        if (faults.signalAt?.seq === seq) Deno.writeTextFileSync(faults.signalAt.file, `${seq}\n`);
+      }
     }
     this.#postRecv(slot);
     const ack = this.#ack;
@@ -167,10 +197,40 @@ export class ReplicaSession {
     ack.seq = seq;
     ack.nextSeq = state.nextSeq;
     ack.released = state.released;
+    if (status !== AckStatus.OK) {
+      this.#options.log(`replica: answered ${statusLabel(status)} to seq ${seq}`);
+    }
+    if (trace.on) trace.ack(TraceSide.REPLICA, status, seq, ack.nextSeq, ack.released);
+    if (faults?.dropAck === seq && seq > 0 && status === AckStatus.OK) {
+      if (trace.on) trace.fault(FaultCode.DROP_ACK, seq, 0);
+      return; // accepted, not answered
+    }
+    if (faults?.delayAck?.seq === seq && seq > 0 && this.#delayed.length === 0) {
+      if (trace.on) trace.fault(FaultCode.DELAY_ACK, seq, faults.delayAck.ms);
+      setTimeout(() => this.#sendDelayed(), faults.delayAck.ms);
+      this.#delayed.push(0);
+    }
+    if (this.#delayed.length > 0) {
+      // An ack held back holds back every later one: acks leave in order.
+      if (this.#delayed.length > this.#options.metaSlots) {
+        throw new InvariantError("delayed acks beyond the slots");
+      }
+      const at = (this.#delayed.length - 1) * ackBytes;
+      encodeAck(this.#delayQueue, at, ack);
+      this.#delayed.push(at);
+      return;
+    }
     encodeAck(this.#acks, slot * ackBytes, ack);
+    this.#sendAck(this.#acksAddress + slot * ackBytes, slot);
+    if (faults?.kill?.seq === seq && faults.kill.point === "after-ack" && status === AckStatus.OK) {
+      this.#die("killed after sending the ack");
+    }
+  }
+
+  #sendAck(address: number, wrId: number): void {
     const send = this.#send;
-    send.wrId = slot;
-    send.addr = this.#acksAddress + slot * ackBytes;
+    send.wrId = wrId;
+    send.addr = address;
     send.flags = S.IBV_SEND_INLINE;
     if (++this.#acksSinceSignal >= ackSignalEvery) {
       send.flags |= S.IBV_SEND_SIGNALED;
@@ -178,9 +238,18 @@ export class ReplicaSession {
     }
     this.#link.qp.sendChain.add(send);
     this.#link.qp.postSend();
-    if (status !== AckStatus.OK) {
-      this.#options.log(`replica: answered ${statusLabel(status)} to seq ${seq}`);
-    }
+  }
+
+  /** Sends the held-back acks, in order. */
+  #sendDelayed(): void {
+    if (this.#closed) return;
+    const pending = this.#delayed.splice(0);
+    for (const at of pending.slice(1)) this.#sendAck(this.#delayQueueAddress + at, 0);
+  }
+
+  #die(reason: string): never {
+    if (trace.on) trace.fault(FaultCode.REPLICA_KILL, this.#state.nextSeq, 0);
+    return selfKill(`replica ${reason} (seq ${this.#state.nextSeq})`, this.#options.beforeDeath);
   }
 
   #postRecv(slot: number): void {

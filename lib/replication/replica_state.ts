@@ -41,6 +41,8 @@ export interface ReplicaCounters {
   skips: number;
   nops: number;
   releases: number;
+  /** Logs recovered from the write cache at start. */
+  recovered: number;
   /** Refusals by status name. */
   refused: Record<string, number>;
 }
@@ -58,6 +60,16 @@ export interface ReplicaStateOptions {
   retain?: boolean;
   /** Called after a RELEASE freed logs through `seq`. */
   onRelease?: (seq: number, releasedPos: number) => void;
+  /** Continue a persistent ring (a restart): what its write cache held. */
+  resume?: ReplicaResume;
+}
+
+/** A replica's ring as its write cache recorded it: released through a seq and position, then logs. */
+export interface ReplicaResume {
+  releasedSeq: number;
+  releasedPos: number;
+  /** The logs (and SKIPs) after `releasedSeq`, consecutive, in seq order. */
+  logs: { seq: number; offset: number; length: number; lba: number; crc: number; skip: boolean }[];
 }
 
 /** The replica's durable-for-the-session state. */
@@ -74,6 +86,7 @@ export class ReplicaState {
     skips: 0,
     nops: 0,
     releases: 0,
+    recovered: 0,
     refused: {},
   };
   readonly #persist: PersistHook | undefined;
@@ -92,9 +105,13 @@ export class ReplicaState {
     this.#onRelease = options.onRelease;
     this.memory = options.memory;
     this.mr = options.mr;
-    this.ring = new RingCursor({ ringBytes: options.memory.length });
+    this.ring = new RingCursor({
+      ringBytes: options.memory.length,
+      startPos: options.resume?.releasedPos ?? 0,
+    });
     this.maxLogBytes = options.maxLogBytes;
     this.#persist = options.persist;
+    if (options.resume) this.#resume(options.resume);
     this.#accepted = {
       seq: 0,
       lba: 0,
@@ -105,6 +122,25 @@ export class ReplicaState {
       ring: options.memory.bytes,
       skip: false,
     };
+  }
+
+  /**
+   * Rebuilds the ring from a write cache: each recovered log is placed again and must land
+   * where it was; the first that does not ends the recovery there (its space is reused).
+   */
+  #resume(r: ReplicaResume): void {
+    this.releasedSeq = r.releasedSeq;
+    this.nextSeq = r.releasedSeq + 1;
+    for (const log of r.logs) {
+      if (log.seq !== this.nextSeq) break;
+      const expected = placementStart(this.ring.writePos, log.length, this.ring.ringBytes) %
+        this.ring.ringBytes;
+      if (expected !== log.offset || !this.ring.canPlace(log.length)) break;
+      this.ring.place(log.length);
+      this.nextSeq++;
+      if (!log.skip) this.digest.add(log.seq, log.lba, log.length, log.crc);
+      this.counters.recovered++;
+    }
   }
 
   /** Released ring position (the credit the acks carry). */

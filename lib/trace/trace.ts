@@ -311,6 +311,15 @@ export class Trace {
     return { header, events };
   }
 
+  /** Writes the trace synchronously (before a fault kills the process); returns the count. */
+  writeJsonlSync(path: string): number {
+    if (this.#capacity === 0) throw new RangeError("No trace to write: call trace.enable() first");
+    const file = this.snapshot();
+    const lines = [JSON.stringify(file.header), ...file.events.map((e) => JSON.stringify(e))];
+    Deno.writeTextFileSync(path, lines.join("\n") + "\n");
+    return file.events.length;
+  }
+
   /** Writes the header line, then a line per event (`trace_file.ts`); resolves with the count. */
   async writeJsonl(path: string): Promise<number> {
     if (this.#capacity === 0) throw new RangeError("No trace to write: call trace.enable() first");

@@ -8,7 +8,6 @@
 import { ibvRecvWr, ibvSendWr, ibvSge } from "../../ffi/verbs_types.ts";
 import { InvariantError } from "../assert.ts";
 import { addressOf } from "./handles.ts";
-import { byteSwap32 } from "./cq.ts";
 
 /** Largest chain one post carries. */
 export const chainLengthMax = 1024;
@@ -63,27 +62,52 @@ export function recvDescriptor(): RecvDescriptor {
 }
 
 const send = {
-  wrId: ibvSendWr.field("wr_id"),
-  next: ibvSendWr.field("next"),
-  sgList: ibvSendWr.field("sg_list"),
-  numSge: ibvSendWr.field("num_sge"),
-  opcode: ibvSendWr.field("opcode"),
-  flags: ibvSendWr.field("send_flags"),
-  imm: ibvSendWr.field("imm_data"),
-  remoteAddr: ibvSendWr.field("wr.rdma.remote_addr"),
-  rkey: ibvSendWr.field("wr.rdma.rkey"),
+  wrId: ibvSendWr.field("wr_id").offset,
+  next: ibvSendWr.field("next").offset,
+  sgList: ibvSendWr.field("sg_list").offset,
+  numSge: ibvSendWr.field("num_sge").offset,
+  opcode: ibvSendWr.field("opcode").offset,
+  flags: ibvSendWr.field("send_flags").offset,
+  imm: ibvSendWr.field("imm_data").offset,
+  remoteAddr: ibvSendWr.field("wr.rdma.remote_addr").offset,
+  rkey: ibvSendWr.field("wr.rdma.rkey").offset,
 };
 const recv = {
-  wrId: ibvRecvWr.field("wr_id"),
-  next: ibvRecvWr.field("next"),
-  sgList: ibvRecvWr.field("sg_list"),
-  numSge: ibvRecvWr.field("num_sge"),
+  wrId: ibvRecvWr.field("wr_id").offset,
+  next: ibvRecvWr.field("next").offset,
+  sgList: ibvRecvWr.field("sg_list").offset,
+  numSge: ibvRecvWr.field("num_sge").offset,
 };
 const sge = {
-  addr: ibvSge.field("addr"),
-  length: ibvSge.field("length"),
-  lkey: ibvSge.field("lkey"),
+  addr: ibvSge.field("addr").offset,
+  length: ibvSge.field("length").offset,
+  lkey: ibvSge.field("lkey").offset,
 };
+const twoTo32 = 2 ** 32;
+
+// The 64-bit fields are written inline, as two 32-bit halves, in the methods below rather
+// than through a helper: a double (every address is one) passed to a function V8 did not
+// inline is boxed, which would be an allocation per work request.
+
+function isU64(x: number): boolean {
+  return Number.isSafeInteger(x) && x >= 0;
+}
+
+function isU32(x: number): boolean {
+  return x >>> 0 === x;
+}
+
+function badSend(d: SendDescriptor): never {
+  const bad = (["wrId", "addr", "remoteAddr"] as const).find((k) => !isU64(d[k])) ??
+    (["opcode", "flags", "length", "lkey", "rkey", "imm"] as const).find((k) => !isU32(d[k]));
+  throw new InvariantError(`Send work request field ${bad} is out of range: ${bad && d[bad]}`);
+}
+
+function badRecv(d: RecvDescriptor): never {
+  const bad = (["wrId", "addr"] as const).find((k) => !isU64(d[k])) ??
+    (["length", "lkey"] as const).find((k) => !isU32(d[k]));
+  throw new InvariantError(`Receive work request field ${bad} is out of range: ${bad && d[bad]}`);
+}
 
 /** Slots for up to `capacity` chained work requests of one kind, in one ArrayBuffer. */
 abstract class Chain {
@@ -124,27 +148,24 @@ abstract class Chain {
     this.length = 0;
   }
 
-  protected next(): number {
+  /** Takes the next free slot; links the previous one to it when `nextOffset` >= 0. */
+  protected take(nextOffset: number): number {
     if (this.length >= this.capacity) {
       throw new InvariantError(`work-request chain full (${this.capacity}): post it first`);
     }
     const index = this.length++;
+    const v = this.view;
     const offset = index * this.wrBytes;
-    // Link the previous slot to this one; this one ends the chain until another is added.
-    if (index > 0) this.nextField().set(this.view, offset - this.wrBytes, this.base + offset);
-    this.nextField().set(this.view, offset, 0);
+    const here = this.base + offset;
+    if (index > 0) {
+      const prev = offset - this.wrBytes + nextOffset;
+      v.setUint32(prev, here >>> 0, true);
+      v.setUint32(prev + 4, (here / twoTo32) >>> 0, true);
+    }
+    v.setUint32(offset + nextOffset, 0, true);
+    v.setUint32(offset + nextOffset + 4, 0, true);
     return index;
   }
-
-  protected writeSge(index: number, addr: number, length: number, lkey: number): number {
-    const offset = this.sgeBase + index * ibvSge.size;
-    sge.addr.set(this.view, offset, addr);
-    sge.length.set(this.view, offset, length);
-    sge.lkey.set(this.view, offset, lkey);
-    return this.base + offset;
-  }
-
-  protected abstract nextField(): typeof send.next;
 }
 
 /** A chain of send work requests (WRITE, WRITE_WITH_IMM, READ, SEND, SEND_WITH_IMM). */
@@ -156,26 +177,37 @@ export class SendChain extends Chain {
 
   /** Appends one work request copied from `d`; returns its index in the chain. */
   add(d: SendDescriptor): number {
-    const index = this.next();
-    const offset = index * this.wrBytes;
-    send.wrId.set(this.view, offset, d.wrId);
-    send.opcode.set(this.view, offset, d.opcode);
-    send.flags.set(this.view, offset, d.flags);
-    send.imm.set(this.view, offset, byteSwap32(d.imm));
-    send.remoteAddr.set(this.view, offset, d.remoteAddr);
-    send.rkey.set(this.view, offset, d.rkey);
+    if (
+      !isU64(d.wrId) || !isU64(d.addr) || !isU64(d.remoteAddr) || !isU32(d.opcode) ||
+      !isU32(d.flags) || !isU32(d.length) || !isU32(d.lkey) || !isU32(d.rkey) || !isU32(d.imm)
+    ) badSend(d);
+    const index = this.take(send.next);
+    const v = this.view;
+    const o = index * this.wrBytes;
+    v.setUint32(o + send.wrId, d.wrId >>> 0, true);
+    v.setUint32(o + send.wrId + 4, (d.wrId / twoTo32) >>> 0, true);
+    v.setUint32(o + send.opcode, d.opcode, true);
+    v.setUint32(o + send.flags, d.flags, true);
+    v.setUint32(o + send.imm, d.imm, false); // imm_data is big-endian on the wire
+    v.setUint32(o + send.remoteAddr, d.remoteAddr >>> 0, true);
+    v.setUint32(o + send.remoteAddr + 4, (d.remoteAddr / twoTo32) >>> 0, true);
+    v.setUint32(o + send.rkey, d.rkey, true);
     if (d.length > 0) {
-      send.sgList.set(this.view, offset, this.writeSge(index, d.addr, d.length, d.lkey));
-      send.numSge.set(this.view, offset, 1);
+      const s = this.sgeBase + index * ibvSge.size;
+      const sgeAddress = this.base + s;
+      v.setUint32(s + sge.addr, d.addr >>> 0, true);
+      v.setUint32(s + sge.addr + 4, (d.addr / twoTo32) >>> 0, true);
+      v.setUint32(s + sge.length, d.length, true);
+      v.setUint32(s + sge.lkey, d.lkey, true);
+      v.setUint32(o + send.sgList, sgeAddress >>> 0, true);
+      v.setUint32(o + send.sgList + 4, (sgeAddress / twoTo32) >>> 0, true);
+      v.setInt32(o + send.numSge, 1, true);
     } else {
-      send.sgList.set(this.view, offset, 0);
-      send.numSge.set(this.view, offset, 0);
+      v.setUint32(o + send.sgList, 0, true);
+      v.setUint32(o + send.sgList + 4, 0, true);
+      v.setInt32(o + send.numSge, 0, true);
     }
     return index;
-  }
-
-  protected nextField(): typeof send.next {
-    return send.next;
   }
 }
 
@@ -188,15 +220,21 @@ export class RecvChain extends Chain {
 
   /** Appends one receive copied from `d`; returns its index in the chain. */
   add(d: RecvDescriptor): number {
-    const index = this.next();
-    const offset = index * this.wrBytes;
-    recv.wrId.set(this.view, offset, d.wrId);
-    recv.sgList.set(this.view, offset, this.writeSge(index, d.addr, d.length, d.lkey));
-    recv.numSge.set(this.view, offset, 1);
+    if (!isU64(d.wrId) || !isU64(d.addr) || !isU32(d.length) || !isU32(d.lkey)) badRecv(d);
+    const index = this.take(recv.next);
+    const v = this.view;
+    const o = index * this.wrBytes;
+    const s = this.sgeBase + index * ibvSge.size;
+    const sgeAddress = this.base + s;
+    v.setUint32(o + recv.wrId, d.wrId >>> 0, true);
+    v.setUint32(o + recv.wrId + 4, (d.wrId / twoTo32) >>> 0, true);
+    v.setUint32(s + sge.addr, d.addr >>> 0, true);
+    v.setUint32(s + sge.addr + 4, (d.addr / twoTo32) >>> 0, true);
+    v.setUint32(s + sge.length, d.length, true);
+    v.setUint32(s + sge.lkey, d.lkey, true);
+    v.setUint32(o + recv.sgList, sgeAddress >>> 0, true);
+    v.setUint32(o + recv.sgList + 4, (sgeAddress / twoTo32) >>> 0, true);
+    v.setInt32(o + recv.numSge, 1, true);
     return index;
-  }
-
-  protected nextField(): typeof send.next {
-    return recv.next;
   }
 }

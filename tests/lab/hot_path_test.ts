@@ -26,13 +26,38 @@ async function run(v8Flags: string, args: string[]) {
   return { code: out.code, stdout: new TextDecoder().decode(out.stdout) };
 }
 
-Deno.test("20,000 post_send + post_recv + poll_cq rounds cause no garbage collection (no allocation)", async () => {
-  const { code, stdout } = await run("--trace-gc", ["20000", "5000", "0", "--marks"]);
-  assert.equal(code, 0);
+// A young generation larger than everything the loop could allocate: no collection runs,
+// so the growth of the used heap over the loop is exactly what the loop allocated.
+const bigYoung = "--trace-gc,--min-semi-space-size=64,--max-semi-space-size=64";
+
+function measured(stdout: string) {
   const loop = stdout.slice(stdout.indexOf("@@BEGIN"), stdout.indexOf("@@END"));
   assert.ok(loop.length > 0, "the markers were printed");
   const gcs = loop.split("\n").filter((l) => /Scavenge|Mark-Compact|Mark-sweep|Minor/.test(l));
+  const result = JSON.parse(stdout.trim().split("\n").at(-1)!);
+  return { gcs, heapBytes: result.heapBytesPerRound * result.rounds };
+}
+
+Deno.test("10,000 post_send + post_recv + poll_cq rounds, after a warm-up that lets V8 optimize them, allocate nothing on the JS heap", async () => {
+  const { code, stdout } = await run(bigYoung, ["10000", "20000", "0", "--marks"]);
+  assert.equal(code, 0);
+  const { gcs, heapBytes } = measured(stdout);
   assert.deepEqual(gcs, [], "no GC event inside the measured loop");
+  // One boxed number per round would be 160,000 bytes; what remains is the JIT's own.
+  assert.ok(heapBytes < 64 * 1024, `the loop allocated ${heapBytes} bytes`);
+});
+
+Deno.test("the heap measure is a real check: 1 KiB allocated per round shows as >= 1 KiB per round", async () => {
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", "--cached-only", "--no-check", `--v8-flags=${bigYoung}`, tool, ...ends]
+      .concat(["10000", "20000", "0", "--marks"]),
+    env: { RRL_HOT_ALLOCATE: "1" },
+    stderr: "inherit",
+  }).output();
+  assert.equal(out.code, 0);
+  const { gcs, heapBytes } = measured(new TextDecoder().decode(out.stdout));
+  assert.deepEqual(gcs, [], "the young generation held it all");
+  assert.ok(heapBytes >= 10000 * 1024, `only ${heapBytes} bytes measured`);
 });
 
 Deno.test("the GC count is a real check: a loop that allocates per round does show collections", async () => {
@@ -45,8 +70,8 @@ Deno.test("the GC count is a real check: a loop that allocates per round does sh
       "--v8-flags=--trace-gc",
       tool,
       ...ends,
-      "20000",
       "5000",
+      "1000",
       "0",
       "--marks",
     ],

@@ -5,6 +5,9 @@
  *
  * @module
  */
+import { parseFaultPlan } from "../lib/replication/faults.ts";
+import "../lib/trace/codes.ts";
+import { trace } from "../lib/trace/trace.ts";
 import { Command } from "@commander-js/extra-typings";
 import { formatSummary, progress } from "../lib/bench/summary.ts";
 import { parseBytes, parseSizeSpec } from "../lib/bench/workload.ts";
@@ -53,6 +56,26 @@ export function run(args: string[]): Promise<number> {
       "--no-drain",
       "leave un-de-staged logs in both write caches at the end (as after a crash)",
     )
+    .option(
+      "--reconnect <n>",
+      "replace a broken session up to N times, resending what was not acked (0: fail)",
+      parseIntOption(0, 1000),
+      0,
+    )
+    .option(
+      "--reconnect-delay-ms <ms>",
+      "wait between reconnect attempts",
+      parseIntOption(0, 60_000),
+      500,
+    )
+    .option(
+      "--fault-plan <json>",
+      'the primary\'s faults, e.g. \'{"primary":{"breakQp":40}}\' (docs/protocol.md)',
+    )
+    .option(
+      "--trace <path>",
+      "record a trace of posts, completions, acks and recovery into this JSONL file",
+    )
     .option("--json", "print the result as JSON on stdout");
   return runCommand(program, args, async (opts) => {
     checkDenoVersion();
@@ -62,6 +85,11 @@ export function run(args: string[]): Promise<number> {
     }
     const sizes = parseSizeSpec(opts.size);
     const image = new ExpectedImage(capacityBytes / 4096, opts.seed);
+    const faults = opts.faultPlan ? parseFaultPlan(opts.faultPlan).primary : undefined;
+    const tracePath = opts.trace;
+    if (tracePath) trace.enable();
+    // While a session is replaced, writes wait: let them wait for the whole reconnect window.
+    const reconnectWindowMs = opts.reconnect * (opts.reconnectDelayMs + 1000);
     await using service = await HostCacheService.open({
       device: opts.device,
       host: opts.host,
@@ -75,6 +103,10 @@ export function run(args: string[]): Promise<number> {
       depth: opts.depth,
       flushDestage: opts.flushDestage ?? false,
       onCommit: (lba, data) => image.commit(lba, data),
+      reconnect: { attempts: opts.reconnect, delayMs: opts.reconnectDelayMs },
+      admissionTimeoutMs: 10_000 + reconnectWindowMs,
+      faults,
+      beforeDeath: tracePath ? () => trace.writeJsonlSync(tracePath) : undefined,
     });
     const controller = new NvmeController({
       backend: service,
@@ -105,6 +137,7 @@ export function run(args: string[]): Promise<number> {
     const imageSha256 = opts.verify ? await image.sha256() : undefined;
     const destagedSeq = stats.destage.destagedSeq;
     await service.close({ drain: opts.drain });
+    if (tracePath) await trace.writeJsonl(tracePath);
     if (opts.json) {
       console.log(JSON.stringify({ result, replication, digest, stats, imageSha256, destagedSeq }));
     } else {

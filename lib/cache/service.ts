@@ -306,18 +306,17 @@ const persistRecord = emptyRecord();
 
 /** Persistence points 2 and 3 on the primary: data, then record, before the log is posted. */
 function persistLog(cache: WriteCache, log: PlacedLog, skip: boolean): void {
-  Object.assign(persistRecord, {
-    flags: skip ? RecordFlags.SKIP : 0,
-    seq: log.seq,
-    dataOffset: log.offset,
-    dataLength: log.length,
-    dataCrc: skip ? 0 : log.crc,
-    lba: skip ? 0 : log.lba,
-    lbaFlags: skip ? 0 : log.lbaFlags,
-    timestampNs: 0,
-  });
+  const r = persistRecord; // fields set one by one: no object per log
+  r.flags = skip ? RecordFlags.SKIP : 0;
+  r.seq = log.seq;
+  r.dataOffset = log.offset;
+  r.dataLength = log.length;
+  r.dataCrc = skip ? 0 : log.crc;
+  r.lba = skip ? 0 : log.lba;
+  r.lbaFlags = skip ? 0 : log.lbaFlags;
+  r.timestampNs = 0;
   if (!skip) cache.persistData(log.offset, log.length);
-  cache.writeRecord(log.seq, persistRecord);
+  cache.writeRecord(log.seq, r);
   cache.persistRecord(log.seq);
 }
 

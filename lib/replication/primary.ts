@@ -21,6 +21,7 @@ import { checkLogLength, checkRingBytes, logBytesLimit, RingCursor } from "../lo
 import type { MemoryRegion } from "../verbs/pd.ts";
 import { LogDigest } from "./digest.ts";
 import { SessionError } from "./errors.ts";
+import type { PrimaryFaults } from "./faults.ts";
 import { Flight, type ReplicatedLog } from "./flight.ts";
 import { CompletionPoller } from "./poller.ts";
 import { Admission } from "./primary_admission.ts";
@@ -68,6 +69,10 @@ export interface PrimaryOptions extends SideOptions {
   recover?: { releasedPos: number; logs: (PlacedLog & { skip: boolean })[] };
   /** Where log lines go (default stderr). */
   log?: (line: string) => void;
+  /** Faults to inject (tests and fault campaigns). */
+  faults?: PrimaryFaults;
+  /** Called just before a fault kills the process (write the trace). */
+  beforeDeath?: () => void;
 }
 
 /** How a caller hands a log's bytes over: a copy, or a fill straight into the ring. */
@@ -101,6 +106,7 @@ export class Primary implements AsyncDisposable {
   #session: Session | undefined;
   #poller: CompletionPoller | undefined;
   #reconnecting: Promise<void> | undefined;
+  #teardown: Promise<void> = Promise.resolve();
   #closing = false;
   /** Largest log. */
   readonly maxLogBytes: number;
@@ -203,6 +209,8 @@ export class Primary implements AsyncDisposable {
         digest: new LogDigest(),
         retain: options.retain ?? false,
         hooks: options.hooks,
+        faults: options.faults,
+        beforeDeath: options.beforeDeath,
       }, nextSeq);
       for (const log of recover?.logs ?? []) engine.seedRecovered(log);
       const primary = new Primary({
@@ -265,7 +273,9 @@ export class Primary implements AsyncDisposable {
     const attempts = this.#options.reconnect?.attempts ?? 0;
     if (this.#closing || attempts === 0) {
       this.#engine.fail(error);
-      this.#teardownSession().catch(() => {});
+      this.#teardownSession().catch((e) =>
+        this.#log(`primary: closing the broken session failed: ${(e as Error).message}`)
+      );
       return;
     }
     this.#log(`primary: session broken (${error.message}); reconnecting`);
@@ -274,15 +284,23 @@ export class Primary implements AsyncDisposable {
     );
   }
 
-  /** Stops the poller (waiting for it: it may be sleeping on the channel), then ends the session. */
-  async #teardownSession(): Promise<void> {
+  /**
+   * Stops the poller (waiting for it: it may be sleeping on the channel), then ends the
+   * session. Teardowns run one after another: a second caller (close() during a suspend)
+   * waits for the first instead of closing the device under a live wait.
+   */
+  #teardownSession(): Promise<void> {
     const poller = this.#poller;
     const session = this.#session;
     this.#poller = undefined;
     this.#session = undefined;
-    poller?.stop();
-    await poller?.done.catch(() => {});
-    session?.close();
+    const step = this.#teardown.then(async () => {
+      poller?.stop();
+      await poller?.done.catch(() => {});
+      session?.close();
+    });
+    this.#teardown = step.catch(() => {});
+    return step;
   }
 
   async #reconnect(cause: Error, attempts: number): Promise<void> {
@@ -298,8 +316,11 @@ export class Primary implements AsyncDisposable {
       try {
         const session = await openSession(this.#side, { ...this.#config, connectAttempts: 1 });
         this.#start(session);
+        const failure = this.#engine.failure as Error | undefined; // attach() may have failed it
         this.#log(
-          `primary: session resumed at seq ${session.welcome.nextSeq} (attempt ${attempt})`,
+          failure
+            ? `primary: the new session cannot continue: ${failure.message}`
+            : `primary: session resumed at seq ${session.welcome.nextSeq} (attempt ${attempt})`,
         );
         return;
       } catch (error) {

@@ -39,7 +39,8 @@ import type { PrimaryStats } from "./primary_stats.ts";
 import type { RingMemory } from "./ring_memory.ts";
 import type { Link } from "./side.ts";
 import { chainOpcode, Side as TraceSide, trace } from "../trace/trace.ts";
-import { RecoveryStep } from "../trace/codes.ts";
+import { FaultCode, RecoveryStep } from "../trace/codes.ts";
+import { type PrimaryFaults, selfKill } from "./faults.ts";
 
 /** A log is posted again at most this often after earlier refusals. */
 const resendsMax = 8;
@@ -80,6 +81,10 @@ export interface EngineParts {
   /** Keep acked logs in the ring until release() (a write cache de-stages them first). */
   retain: boolean;
   hooks?: PrimaryHooks;
+  /** Faults to inject (tests and fault campaigns). */
+  faults?: PrimaryFaults;
+  /** Called just before a fault kills the process (write the trace). */
+  beforeDeath?: () => void;
 }
 
 /** Posting and ack handling across sessions. */
@@ -108,6 +113,8 @@ export class PrimaryEngine {
   /** Logs recovered from a write cache, waiting for the first session. */
   #recovered: Entry[] = [];
   #suspendedAt = 0;
+  /** One-shot faults already injected (a resend must not repeat them). */
+  readonly #fired = { badRkey: false, breakQp: false };
   /** The session's failure, once final. */
   failure: Error | undefined;
   /** Why the current session broke, while waiting for a new one. */
@@ -403,17 +410,21 @@ export class PrimaryEngine {
     const link = this.#link;
     if (!link) return; // suspended: attach() posts it again
     const send = this.#send;
+    const faults = p.faults;
     if (withData) {
-      Object.assign(send, {
-        wrId: e.seq,
-        opcode: O.IBV_WR_RDMA_WRITE,
-        flags: 0,
-        addr: p.memory.address + e.offset,
-        length: e.length,
-        lkey: p.ringMr.lkey,
-        remoteAddr: this.#remote.address + e.offset,
-        rkey: this.#remote.rkey,
-      });
+      send.wrId = e.seq;
+      send.opcode = O.IBV_WR_RDMA_WRITE;
+      send.flags = 0;
+      send.addr = p.memory.address + e.offset;
+      send.length = e.length;
+      send.lkey = p.ringMr.lkey;
+      send.remoteAddr = this.#remote.address + e.offset;
+      send.rkey = this.#remote.rkey;
+      if (faults?.badRkey === e.seq && !this.#fired.badRkey) {
+        this.#fired.badRkey = true;
+        if (trace.on) trace.fault(FaultCode.BAD_RKEY, e.seq, 0);
+        send.rkey = (this.#remote.rkey ^ 0x5a5a5a5a) >>> 0; // the replica's NAK: remote access error
+      }
       link.qp.sendChain.add(send);
     }
     let flags = S.IBV_SEND_INLINE;
@@ -421,16 +432,14 @@ export class PrimaryEngine {
       flags |= S.IBV_SEND_SIGNALED;
       this.#sendsSinceSignal = 0;
     }
-    Object.assign(send, {
-      wrId: e.seq,
-      opcode: O.IBV_WR_SEND,
-      flags,
-      addr: this.#recordAddress,
-      length: recordBytes,
-      lkey: 0,
-      remoteAddr: 0,
-      rkey: 0,
-    });
+    send.wrId = e.seq;
+    send.opcode = O.IBV_WR_SEND;
+    send.flags = flags;
+    send.addr = this.#recordAddress;
+    send.length = recordBytes;
+    send.lkey = 0;
+    send.remoteAddr = 0;
+    send.rkey = 0;
     link.qp.sendChain.add(send);
     if (trace.on) {
       const opcode = withData ? chainOpcode(O.IBV_WR_RDMA_WRITE, O.IBV_WR_SEND) : O.IBV_WR_SEND;
@@ -453,6 +462,20 @@ export class PrimaryEngine {
           error,
         ),
       );
+    }
+    if (faults && e.kind === Kind.LOG) this.#afterPostFaults(faults, e.seq, link);
+  }
+
+  /** The primary's own faults, right after log `seq` was posted (between post and ack). */
+  #afterPostFaults(faults: PrimaryFaults, seq: number, link: Link): void {
+    if (faults.kill?.seq === seq) {
+      if (trace.on) trace.fault(FaultCode.PRIMARY_KILL, seq, 0);
+      selfKill(`primary killed right after posting seq ${seq}`, this.#p.beforeDeath);
+    }
+    if (faults.breakQp === seq && !this.#fired.breakQp) {
+      this.#fired.breakQp = true;
+      if (trace.on) trace.fault(FaultCode.BREAK_QP, seq, 0);
+      link.qp.toError();
     }
   }
 

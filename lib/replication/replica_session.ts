@@ -174,7 +174,7 @@ export class ReplicaSession {
       // Faults hit data logs only (never a SKIP, NOP or RELEASE), at the expected seq.
       const here = faults && record.flags === 0 && seq === state.nextSeq;
       if (here && faults.kill?.seq === seq && faults.kill.point === "before-check") {
-        this.#die("killed with log data placed, before checking it");
+        this.#die("killed with log data placed, before checking it", seq);
       }
       if (here && faults.stall?.seq === seq) {
         if (trace.on) trace.fault(FaultCode.REPLICA_STALL, seq, faults.stall.ms);
@@ -186,7 +186,7 @@ export class ReplicaSession {
       status = injected !== undefined ? state.refuse(injected) : state.check(record);
       if (here && status === AckStatus.OK) {
         if (faults.kill?.seq === seq && faults.kill.point === "after-persist") {
-          this.#die("killed after persisting, before the ack");
+          this.#die("killed after persisting, before the ack", seq);
         }
         if (faults.signalAt?.seq === seq) Deno.writeTextFileSync(faults.signalAt.file, `${seq}\n`);
       }
@@ -223,7 +223,7 @@ export class ReplicaSession {
     encodeAck(this.#acks, slot * ackBytes, ack);
     this.#sendAck(this.#acksAddress + slot * ackBytes, slot);
     if (faults?.kill?.seq === seq && faults.kill.point === "after-ack" && status === AckStatus.OK) {
-      this.#die("killed after sending the ack");
+      this.#die("killed after sending the ack", seq);
     }
   }
 
@@ -247,9 +247,9 @@ export class ReplicaSession {
     for (const at of pending.slice(1)) this.#sendAck(this.#delayQueueAddress + at, 0);
   }
 
-  #die(reason: string): never {
-    if (trace.on) trace.fault(FaultCode.REPLICA_KILL, this.#state.nextSeq, 0);
-    return selfKill(`replica ${reason} (seq ${this.#state.nextSeq})`, this.#options.beforeDeath);
+  #die(reason: string, seq: number): never {
+    if (trace.on) trace.fault(FaultCode.REPLICA_KILL, seq, 0);
+    return selfKill(`replica ${reason} (seq ${seq})`, this.#options.beforeDeath);
   }
 
   #postRecv(slot: number): void {

@@ -1,0 +1,232 @@
+/**
+ * Faults and recovery on rdma_rxe, with the real commands as separate processes: a replica
+ * killed (SIGKILL) at a given log, a dropped ack, a QP broken under load, a WRITE with a
+ * wrong rkey, a primary killed between post and ack, and a replica restarted from its
+ * write cache while the host cache service reconnects and resends.
+ */
+import assert from "node:assert/strict";
+import { randomSecret, runTool, startReplica } from "../../lib/lab/processes.ts";
+import { labTopology } from "./support/verbs_pair.ts";
+
+const topology = labTopology();
+const { a, b } = topology;
+const env = { RRL_SECRET: randomSecret() };
+const timeoutMs = 240_000;
+
+// deno-lint-ignore no-explicit-any
+type Json = any;
+
+/** cmd/primary.ts in namespace A against `port`; exit code and its JSON report. */
+async function primary(port: number, args: string[]): Promise<{ code: number; json: Json }> {
+  return await runTool(a, "cmd/primary.ts", [
+    "--device",
+    a.device,
+    "--host",
+    b.address,
+    "--port",
+    String(port),
+    "--ring",
+    "1m",
+    "--size",
+    "4k,16k",
+    "--depth",
+    "8",
+    "--json",
+    ...args,
+  ], { env, timeoutMs });
+}
+
+const replicaArgs = ["--ring", "1m", "--json"];
+
+for (
+  const [name, plan] of [
+    ["a QP moved to ERR right after posting log 40", { primary: { breakQp: 40 } }],
+    ["log 40's RDMA WRITE carrying a wrong rkey", { primary: { badRkey: 40 } }],
+  ] as const
+) {
+  Deno.test(`${name}: the session is replaced, unacked logs are resent, every log is replicated once`, async () => {
+    await using replica = await startReplica(b, replicaArgs, env);
+    const p = await primary(replica.port, [
+      "--count",
+      "300",
+      "--reconnect",
+      "5",
+      "--reconnect-delay-ms",
+      "200",
+      "--fault-plan",
+      JSON.stringify(plan),
+    ]);
+    replica.stop();
+    const r: Json = await replica.result();
+    assert.equal(p.code, 0, `the primary failed: ${p.json.result.failure}`);
+    assert.equal(p.json.result.acked, 300);
+    assert.equal(p.json.result.inOrder, true);
+    // The logs in flight at the break are resent, or proven held by the new WELCOME.
+    assert.equal(p.json.stats.recoveries, 1, "one recovery: suspend, reconnect, first ack");
+    assert.ok(r.sessions >= 2, `a second session replaced the first (${r.sessions})`);
+    assert.equal(
+      r.accepted,
+      300,
+      "each log accepted once: resends of held logs were not re-applied",
+    );
+    assert.deepEqual(r.digest, p.json.digest, "the replica holds exactly what was acked");
+  });
+}
+
+Deno.test("a dropped ack: the ack timeout replaces the session and the WELCOME proves the log was replicated", async () => {
+  await using replica = await startReplica(b, [
+    ...replicaArgs,
+    "--fault-plan",
+    JSON.stringify({ replica: { dropAck: 30 } }),
+  ], env);
+  const p = await primary(replica.port, [
+    "--count",
+    "120",
+    "--depth",
+    "1",
+    "--ack-timeout-ms",
+    "1500",
+    "--reconnect",
+    "5",
+    "--reconnect-delay-ms",
+    "200",
+  ]);
+  replica.stop();
+  const r: Json = await replica.result();
+  assert.equal(p.code, 0, `the primary failed: ${p.json.result.failure}`);
+  assert.equal(p.json.result.acked, 120);
+  assert.ok(r.sessions >= 2, "the silent replica was given up on and reconnected to");
+  assert.equal(r.accepted, 120);
+  assert.deepEqual(r.digest, p.json.digest);
+});
+
+Deno.test("a replica killed after persisting log 50, before its ack: no log it did not ack is reported replicated", async () => {
+  await using replica = await startReplica(b, [
+    ...replicaArgs,
+    "--fault-plan",
+    JSON.stringify({ replica: { kill: { seq: 50, point: "after-persist" } } }),
+  ], env);
+  const p = await primary(replica.port, ["--count", "300"]);
+  const died = await replica.result().then(() => "reported", (e) => (e as Error).message);
+  assert.match(died, /printed no JSON/, "the replica died without a report (SIGKILL)");
+  assert.equal(p.code, 1, "the primary reports the failure");
+  assert.ok(p.json.result.failure, "the session failure is named");
+  assert.ok(
+    p.json.result.acked >= 1 && p.json.result.acked <= 49,
+    `acked ${p.json.result.acked}: only logs before the killed one`,
+  );
+  assert.equal(p.json.digest.count, p.json.result.acked);
+});
+
+Deno.test("a replica restarted empty after a kill: the primary refuses its WELCOME instead of losing acked logs", async () => {
+  const first = await startReplica(b, [
+    ...replicaArgs,
+    "--fault-plan",
+    JSON.stringify({ replica: { kill: { seq: 50, point: "after-ack" } } }),
+  ], env);
+  const port = first.port;
+  const run = primary(port, [
+    "--count",
+    "300",
+    "--reconnect",
+    "40",
+    "--reconnect-delay-ms",
+    "250",
+  ]);
+  await first.result().catch(() => {});
+  await using second = await startReplica(b, [...replicaArgs, "--port", String(port)], env);
+  const p = await run;
+  assert.equal(p.code, 1);
+  assert.match(p.json.result.failure, /state is impossible/);
+  assert.ok(p.json.result.acked >= 50, "the logs acked before the kill stay acked");
+  second.stop();
+});
+
+Deno.test("a primary killed right after posting log 30: the replica ends the session cleanly and holds what arrived", async () => {
+  await using replica = await startReplica(b, [...replicaArgs, "--once"], env);
+  const p = await runTool(a, "cmd/primary.ts", [
+    "--device",
+    a.device,
+    "--host",
+    b.address,
+    "--port",
+    String(replica.port),
+    "--ring",
+    "1m",
+    "--depth",
+    "4",
+    "--count",
+    "200",
+    "--fault-plan",
+    JSON.stringify({ primary: { kill: { seq: 30 } } }),
+  ], { env, timeoutMs }).catch((e) => e as Error);
+  assert.ok(p instanceof Error, "the primary died without a report");
+  const r: Json = await replica.result();
+  assert.ok(r.accepted >= 29 && r.accepted <= 30, `the replica accepted ${r.accepted}`);
+  assert.equal(r.digest.count, r.accepted);
+});
+
+Deno.test("host cache service: the replica is killed at log 100 and restarted from its write cache; the service reconnects, resends, and every write completes correctly", async () => {
+  const dir = await Deno.makeTempDir({ dir: "/dev/shm", prefix: "rrl-fault-test-" });
+  try {
+    const cacheArgs = ["--ring", "4m", "--cache", `${dir}/replica.cache`, "--json"];
+    const first = await startReplica(b, [
+      ...cacheArgs,
+      "--fault-plan",
+      JSON.stringify({ replica: { kill: { seq: 100, point: "after-persist" } } }),
+    ], env);
+    const port = first.port;
+    const run = runTool(a, "cmd/cache.ts", [
+      "--device",
+      a.device,
+      "--host",
+      b.address,
+      "--port",
+      String(port),
+      "--cache",
+      `${dir}/primary.cache`,
+      "--backing",
+      `${dir}/backing.img`,
+      "--ring",
+      "4m",
+      "--capacity",
+      "16m",
+      "-n",
+      "400",
+      "-s",
+      "4k:50,16k:30,64k:20",
+      "-q",
+      "8",
+      "--flush-every",
+      "50",
+      "--seed",
+      "21",
+      "--reconnect",
+      "60",
+      "--reconnect-delay-ms",
+      "250",
+      "--json",
+    ], { env, timeoutMs });
+    await first.result().catch(() => {});
+    await using second = await startReplica(
+      b,
+      [...cacheArgs, "--port", String(port), "--once"],
+      env,
+    );
+    const out = await run;
+    const host: Json = out.json;
+    const r: Json = await second.result();
+    assert.equal(out.code, 0, `the host run failed: ${JSON.stringify(host.result.failures)}`);
+    assert.equal(host.result.writesOk, 400);
+    assert.equal(host.result.orderViolations, 0, "no write completed before its ack");
+    assert.equal(host.result.readMismatches, 0);
+    assert.equal(host.result.backingMismatches, 0, "the backing store equals the image");
+    assert.ok(host.replication.resends > 0, "the logs the dead replica never acked were resent");
+    assert.ok(
+      r.accepted >= 300 && r.accepted <= 301,
+      `the restarted replica accepted ${r.accepted}`,
+    );
+  } finally {
+    await Deno.remove(dir, { recursive: true }).catch(() => {});
+  }
+});

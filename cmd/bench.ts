@@ -132,6 +132,19 @@ function printReport(r: BenchReport): void {
     );
   }
   console.log(
+    "\n== host cache service: commit latency (NVMe submission to completion) vs replication (log to ack), same run",
+  );
+  console.log("  size   depth | commit p50    p99 | repl. p50    p99 (us) | commit/repl. p50");
+  for (const p of r.cache) {
+    console.log(
+      `  ${String(p.size).padStart(5)} ${String(p.depth).padStart(6)} | ${
+        f(p.commit.p50).padStart(10)
+      } ${f(p.commit.p99).padStart(6)} | ${f(p.replication.p50).padStart(9)} ${
+        f(p.replication.p99).padStart(6)
+      } | ${ratio(p.commit.p50, p.replication.p50)}`,
+    );
+  }
+  console.log(
     "\n== FFI call ways: one round = post_send + post_recv + poll_cq until both complete",
   );
   const c = r.callWays.find((w) => w.way === "c");

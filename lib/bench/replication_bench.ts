@@ -31,11 +31,22 @@ export interface CallWayPoint {
   nsPerEmptyPoll: number;
 }
 
+/** The host cache service: commit latency next to the raw replication latency, same run. */
+export interface CachePoint {
+  size: number;
+  depth: number;
+  /** NVMe submission to completion (the guest's view). */
+  commit: LatencySummary;
+  /** Log posted to OK ack, inside the same run. */
+  replication: LatencySummary;
+}
+
 /** Everything one bench run measured. */
 export interface BenchReport {
   machine: Record<string, string>;
   perftest: PerftestResult[];
   replication: ReplicationPoint[];
+  cache: CachePoint[];
   callWays: CallWayPoint[];
   crc32c: { backend: string; size: number; mbPerSec: number }[];
 }
@@ -56,6 +67,7 @@ export async function runBench(topology: Topology, o: BenchOptions): Promise<Ben
     machine: machine(),
     perftest: [],
     replication: [],
+    cache: [],
     callWays: [],
     crc32c: [],
   };
@@ -74,6 +86,10 @@ export async function runBench(topology: Topology, o: BenchOptions): Promise<Ben
     });
     report.replication.push({ ...point, ours, reference });
     o.log(`bench: replication ${point.size} B depth ${point.depth} done`);
+  }
+  for (const depth of [1, 16]) {
+    report.cache.push(await cacheCommit(topology, 4096, depth, Math.min(o.count, 1000)));
+    o.log(`bench: cache commit 4096 B depth ${depth} done`);
   }
   for (const way of ["libffi", "fnptr"]) {
     report.callWays.push(await hotPath(topology, way, o.hotRounds));
@@ -130,6 +146,66 @@ async function replicate(
     );
   }
   return result.summary;
+}
+
+async function cacheCommit(
+  topology: Topology,
+  size: number,
+  depth: number,
+  count: number,
+): Promise<CachePoint> {
+  const env = { RRL_SECRET: randomSecret() };
+  const { a, b } = topology;
+  const dir = await Deno.makeTempDir({ dir: "/dev/shm", prefix: "rrl-bench-" });
+  try {
+    await using replica = await startReplica(b, [
+      "--ring",
+      "16m",
+      "--cache",
+      `${dir}/replica.cache`,
+      "--once",
+      "--json",
+    ], env);
+    const out = await runTool(a, "cmd/cache.ts", [
+      "--device",
+      a.device,
+      "--host",
+      b.address,
+      "--port",
+      String(replica.port),
+      "--cache",
+      `${dir}/primary.cache`,
+      "--backing",
+      `${dir}/backing.img`,
+      "--ring",
+      "16m",
+      "--capacity",
+      "256m",
+      "-n",
+      String(count),
+      "-s",
+      String(size),
+      "-q",
+      String(depth),
+      "--flush-every",
+      "0",
+      "--no-verify",
+      "--json",
+    ], { env, timeoutMs: 300_000 });
+    // deno-lint-ignore no-explicit-any
+    const json = out.json as any;
+    if (out.code !== 0 || json.result.writesOk !== count) {
+      throw new Error(`The cache service completed ${json.result?.writesOk} of ${count} writes`);
+    }
+    return {
+      size,
+      depth,
+      commit: json.result.commitLatency,
+      replication: json.replication.summary,
+    };
+  } finally {
+    await Deno.remove(dir, { recursive: true }).catch(() => {});
+  }
 }
 
 async function hotPath(topology: Topology, way: string, rounds: number): Promise<CallWayPoint> {

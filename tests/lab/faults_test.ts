@@ -6,6 +6,7 @@
  */
 import assert from "node:assert/strict";
 import { randomSecret, runTool, startReplica } from "../../lib/lab/processes.ts";
+import { inNamespace } from "../../lib/lab/topology.ts";
 import { labTopology } from "./support/verbs_pair.ts";
 
 const topology = labTopology();
@@ -228,5 +229,90 @@ Deno.test("host cache service: the replica is killed at log 100 and restarted fr
     );
   } finally {
     await Deno.remove(dir, { recursive: true }).catch(() => {});
+  }
+});
+
+/** Runs `argv` in `end`'s namespace; throws with its stderr when it fails. */
+async function sh(end: typeof a, argv: string[]): Promise<string> {
+  const full = inNamespace(end, argv);
+  const out = await new Deno.Command(full[0], { args: full.slice(1), stdin: "null" }).output();
+  const text = new TextDecoder().decode(out.stdout);
+  if (!out.success) {
+    throw new Error(`${argv.join(" ")}: ${new TextDecoder().decode(out.stderr).trim()}`);
+  }
+  return text;
+}
+
+/** One of rxe's hardware counters of `end`'s device (`rdma statistic show link DEV/1`). */
+async function rxeCounter(end: typeof a, name: string): Promise<number> {
+  const text = await sh(end, ["rdma", "statistic", "show", "link", `${end.device}/1`]);
+  const match = new RegExp(`\\s${name} (\\d+)`).exec(text);
+  if (!match) throw new Error(`rdma statistic has no counter ${name}: ${text}`);
+  return Number(match[1]);
+}
+
+Deno.test({
+  name:
+    "netem loss 3%, duplication 1%, corruption 1% and reordering on the primary's link: rxe retransmits, every log arrives intact",
+  ignore: topology.kind !== "pair",
+  async fn() {
+    await sh(a, ["modprobe", "sch_netem"]).catch(() => ""); // built in on some kernels
+    await using replica = await startReplica(b, replicaArgs, env);
+    const before = await rxeCounter(a, "completer_retry_err");
+    await sh(a, [
+      "tc",
+      "qdisc",
+      "add",
+      "dev",
+      a.netdev,
+      "root",
+      "netem",
+      "delay",
+      "1ms",
+      "loss",
+      "3%",
+      "duplicate",
+      "1%",
+      "corrupt",
+      "1%",
+      "reorder",
+      "10%",
+    ]);
+    try {
+      const p = await primary(replica.port, ["--count", "300", "--qp-timeout", "12"]);
+      replica.stop();
+      const r: Json = await replica.result();
+      assert.equal(p.code, 0, `the primary failed: ${p.json.result.failure}`);
+      assert.equal(p.json.result.acked, 300);
+      assert.equal(r.accepted, 300);
+      assert.deepEqual(r.refused, {}, "no corrupted log got past rxe's ICRC and our CRC32C");
+      assert.deepEqual(r.digest, p.json.digest);
+      const after = await rxeCounter(a, "completer_retry_err");
+      assert.ok(after > before, `rxe retransmitted (completer_retry_err ${before} -> ${after})`);
+    } finally {
+      await sh(a, ["tc", "qdisc", "del", "dev", a.netdev, "root"]);
+    }
+  },
+});
+
+Deno.test("a replica posting 2 RECVs for a primary 8 deep: rxe sends RNR NAKs; the finite rnr_retry ends it in bounded time (or it completes), nothing unacked counts", async () => {
+  await using replica = await startReplica(b, [
+    ...replicaArgs,
+    "--fault-plan",
+    JSON.stringify({ replica: { recvSlots: 2 } }),
+  ], env);
+  const before = await rxeCounter(a, "rcvd_rnr_err");
+  const p = await primary(replica.port, ["--count", "200", "--size", "4k"]);
+  const after = await rxeCounter(a, "rcvd_rnr_err");
+  replica.stop();
+  const r: Json = await replica.result();
+  assert.ok(after > before, `the primary's QP received RNR NAKs (${before} -> ${after})`);
+  if (p.code === 0) {
+    assert.equal(p.json.result.acked, 200);
+    assert.deepEqual(r.digest, p.json.digest);
+  } else {
+    // rnr_retry is finite (6): a replica that stays short of RECVs is an error, in bounded time.
+    assert.match(p.json.result.failure, /RNR/);
+    assert.ok(p.json.result.acked <= r.accepted);
   }
 });

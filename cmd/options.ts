@@ -5,6 +5,8 @@
  *
  * @module
  */
+import { verbsCallCount } from "../lib/verbs/inject.ts";
+import { liveResourceLabels } from "../lib/verbs/resource.ts";
 import { type Command, CommanderError, InvalidArgumentError } from "@commander-js/extra-typings";
 
 /** Parser for an integer option in [min, max]; names the bounds when the value is wrong. */
@@ -50,15 +52,31 @@ export async function runCommand<C extends Command<any, any, any>>(
   }
   const name = program.name();
   try {
-    return await body(program.opts() as ReturnType<C["opts"]>, program);
+    const code = await body(program.opts() as ReturnType<C["opts"]>, program);
+    return reportLeaks(name) ? 70 : code;
   } catch (error) {
     const debug = Deno.env.get("RRL_DEBUG");
     const text = debug ? (error as Error).stack : (error as Error).message ?? String(error);
     console.error(`${name}: ${text}`);
+    if (reportLeaks(name)) return 70;
     if (error instanceof RangeError) {
       console.error(`${name}: see '${name} --help'`);
       return 2;
     }
     return 1;
   }
+}
+
+/**
+ * Under verbs fault injection (`RRL_VERBS_FAIL`), every verbs object must be closed by
+ * the time the command ends, on the error path too: prints the leaked ones (exit 70). Also
+ * prints how many verbs calls the run made (the sweep stops past the last one).
+ */
+function reportLeaks(name: string): boolean {
+  if (!Deno.env.get("RRL_VERBS_FAIL")) return false;
+  console.error(`${name}: verbs calls made: ${verbsCallCount()}`);
+  const live = liveResourceLabels();
+  if (live.length === 0) return false;
+  console.error(`${name}: leaked verbs objects: ${live.join(", ")}`);
+  return true;
 }

@@ -53,12 +53,18 @@ export class Side implements Disposable {
   /** The options it was opened with (QP timeouts). */
   readonly options: SideOptions;
 
-  private constructor(ctx: Context, pd: ProtectionDomain, gid: RoceGid, options: SideOptions) {
+  private constructor(
+    ctx: Context,
+    pd: ProtectionDomain,
+    gid: RoceGid,
+    mtu: number,
+    options: SideOptions,
+  ) {
     this.ctx = ctx;
     this.pd = pd;
     this.gid = gid;
+    this.mtu = mtu;
     this.options = options;
-    this.mtu = ctx.queryPort(1).activeMtu || IBV_MTU.IBV_MTU_1024;
   }
 
   /** Opens `options.device` and picks its GID; the error says how to get a RoCEv2 GID. */
@@ -66,7 +72,9 @@ export class Side implements Disposable {
     const ctx = Context.open(options.device);
     try {
       const gid = pickGid(ctx, options);
-      return new Side(ctx, new ProtectionDomain(ctx), gid, options);
+      const mtu = ctx.queryPort(1).activeMtu || IBV_MTU.IBV_MTU_1024;
+      // The PD is the last thing that can fail: nothing is left to close after it.
+      return new Side(ctx, new ProtectionDomain(ctx), gid, mtu, options);
     } catch (error) {
       ctx.close();
       throw error;

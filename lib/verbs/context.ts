@@ -218,8 +218,9 @@ export class Context extends Resource {
       let gid: Uint8Array;
       try {
         gid = this.queryGid(port, index);
-      } catch {
-        continue; // an empty slot
+      } catch (error) {
+        if (isEmptyGidSlot(error)) continue;
+        throw error;
       }
       const ipv4 = ipv4OfGid(gid);
       if (!ipv4 || (address && ipv4 !== address)) continue;
@@ -237,8 +238,9 @@ export class Context extends Resource {
       let gid: Uint8Array;
       try {
         gid = this.queryGid(port, index);
-      } catch {
-        continue;
+      } catch (error) {
+        if (isEmptyGidSlot(error)) continue;
+        throw error;
       }
       if (gid.every((b) => b === 0)) continue;
       out.push({ index, gid: formatGid(gid), type: gidType(this.name, port, index) ?? "?" });
@@ -262,4 +264,10 @@ export function cString(text: string): Uint8Array {
   const bytes = new Uint8Array(new ArrayBuffer(text.length * 3 + 1));
   const { written } = encoder.encodeInto(text, bytes);
   return bytes.subarray(0, written + 1);
+}
+
+/** An unpopulated GID table entry: the only `ibv_query_gid` failure a scan skips. */
+function isEmptyGidSlot(error: unknown): boolean {
+  return error instanceof VerbsError &&
+    ["ENODATA", "EINVAL", "ENOENT"].includes(error.errnoName);
 }

@@ -5,7 +5,7 @@
  * write cache while the host cache service reconnects and resends.
  */
 import assert from "node:assert/strict";
-import { randomSecret, runTool, startReplica } from "../../lib/lab/processes.ts";
+import { denoArgv, randomSecret, runTool, startReplica } from "../../lib/lab/processes.ts";
 import { inNamespace } from "../../lib/lab/topology.ts";
 import { labTopology } from "./support/verbs_pair.ts";
 
@@ -315,4 +315,71 @@ Deno.test("a replica posting 2 RECVs for a primary 8 deep: rxe sends RNR NAKs; t
     assert.match(p.json.result.failure, /RNR/);
     assert.ok(p.json.result.acked <= r.accepted);
   }
+});
+
+Deno.test("verbs error-path sweep: failing the primary's Nth verbs call (ENOMEM) ends in a typed error naming the verb, nothing leaked, nothing acked; the replica keeps serving", async () => {
+  await using replica = await startReplica(b, replicaArgs, env);
+  const argv = inNamespace(
+    a,
+    denoArgv("cmd/primary.ts", [
+      "--device",
+      a.device,
+      "--host",
+      b.address,
+      "--port",
+      String(replica.port),
+      "--ring",
+      "1m",
+      "--count",
+      "20",
+      "--json",
+    ]),
+  );
+  const failed: string[] = [];
+  let reachable = 0;
+  for (let n = 1; n <= 64 && !reachable; n++) {
+    const out = await new Deno.Command(argv[0], {
+      args: argv.slice(1),
+      env: { ...env, RRL_VERBS_FAIL: `${n}:ENOMEM` },
+      stdin: "null",
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    const stderr = new TextDecoder().decode(out.stderr);
+    const calls = Number(/verbs calls made: (\d+)/.exec(stderr)?.[1] ?? NaN);
+    assert.ok(calls >= 1, `call ${n}: the run reported its verbs calls:\n${stderr}`);
+    if (out.code === 0) {
+      // A run that succeeds made fewer calls than N (past the last one): it must be whole.
+      const json = JSON.parse(new TextDecoder().decode(out.stdout).trim().split("\n").at(-1)!);
+      assert.equal(json.result.acked, 20);
+      assert.ok(calls < n, `call ${n} of ${calls} failed and the run still succeeded:\n${stderr}`);
+      reachable = calls;
+      break;
+    }
+    assert.equal(
+      out.code,
+      1,
+      `call ${n}: exit ${out.code} (70 = leak, signal = crash):\n${stderr}`,
+    );
+    const verb = /(ibv_\w+|fcntl|mmap)[^\n]*ENOMEM/.exec(stderr);
+    assert.ok(verb, `call ${n}: the error names the verb and errno:\n${stderr}`);
+    failed.push(verb[1]);
+  }
+  console.log(`sweep: ${reachable} reachable verbs calls failed one by one: ${failed.join(" ")}`);
+  assert.ok(reachable >= 10, `the sweep reached every setup verb (${reachable})`);
+  for (
+    const verb of [
+      "ibv_open_device",
+      "ibv_alloc_pd",
+      "ibv_reg_mr",
+      "ibv_create_cq",
+      "ibv_create_qp",
+      "ibv_modify_qp",
+    ]
+  ) {
+    assert.ok(failed.includes(verb), `${verb} was among the failed calls`);
+  }
+  replica.stop();
+  const r: Json = await replica.result();
+  assert.equal(r.accepted, 20, "only the whole run's logs reached the replica");
 });

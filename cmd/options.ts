@@ -44,8 +44,10 @@ export async function runCommand<C extends Command<any, any, any>>(
   body: (opts: ReturnType<C["opts"]>, program: C) => Promise<number>,
 ): Promise<number> {
   program.exitOverride().configureOutput({ writeErr: (text) => console.error(text.trimEnd()) });
+  // `deno task X -- --opt` forwards the "--": a command without positional arguments drops it.
+  const given = args[0] === "--" && program.registeredArguments.length === 0 ? args.slice(1) : args;
   try {
-    program.parse(args, { from: "user" });
+    program.parse(given, { from: "user" });
   } catch (error) {
     if (error instanceof CommanderError) return error.exitCode === 0 ? 0 : 2;
     throw error;

@@ -5,9 +5,6 @@
  *
  * @module
  */
-import { parseFaultPlan } from "../lib/replication/faults.ts";
-import "../lib/trace/codes.ts";
-import { trace } from "../lib/trace/trace.ts";
 import { Command } from "@commander-js/extra-typings";
 import { formatSummary, progress } from "../lib/bench/summary.ts";
 import { parseBytes, parseSizeSpec } from "../lib/bench/workload.ts";
@@ -17,10 +14,17 @@ import { HostCacheService } from "../lib/cache/service.ts";
 import { NvmeController } from "../lib/nvme/controller.ts";
 import { NvmeHost } from "../lib/nvme/host.ts";
 import { checkDenoVersion } from "../lib/version.ts";
-import { parseIntOption, readSecret, runCommand } from "./options.ts";
+import {
+  parseIntOption,
+  primaryRecovery,
+  primaryRecoveryOptions,
+  readSecret,
+  runCommand,
+} from "./options.ts";
 
 /** Runs the workload; 0 when every write succeeded in order and everything verified. */
 export function run(args: string[]): Promise<number> {
+  const recovery = primaryRecoveryOptions();
   const program = new Command("cache")
     .description(
       "Run the host cache service behind a virtual NVMe controller: each guest Write becomes a " +
@@ -56,26 +60,10 @@ export function run(args: string[]): Promise<number> {
       "--no-drain",
       "leave un-de-staged logs in both write caches at the end (as after a crash)",
     )
-    .option(
-      "--reconnect <n>",
-      "replace a broken session up to N times, resending what was not acked (0: fail)",
-      parseIntOption(0, 1000),
-      0,
-    )
-    .option(
-      "--reconnect-delay-ms <ms>",
-      "wait between reconnect attempts",
-      parseIntOption(0, 60_000),
-      500,
-    )
-    .option(
-      "--fault-plan <json>",
-      'the primary\'s faults, e.g. \'{"primary":{"breakQp":40}}\' (docs/protocol.md)',
-    )
-    .option(
-      "--trace <path>",
-      "record a trace of posts, completions, acks and recovery into this JSONL file",
-    )
+    .addOption(recovery[0])
+    .addOption(recovery[1])
+    .addOption(recovery[2])
+    .addOption(recovery[3])
     .option("--json", "print the result as JSON on stdout");
   return runCommand(program, args, async (opts) => {
     checkDenoVersion();
@@ -85,9 +73,7 @@ export function run(args: string[]): Promise<number> {
     }
     const sizes = parseSizeSpec(opts.size);
     const image = new ExpectedImage(capacityBytes / 4096, opts.seed);
-    const faults = opts.faultPlan ? parseFaultPlan(opts.faultPlan).primary : undefined;
-    const tracePath = opts.trace;
-    if (tracePath) trace.enable();
+    const { writeTrace, ...recover } = primaryRecovery(opts);
     // While a session is replaced, writes wait: let them wait for the whole reconnect window.
     const reconnectWindowMs = opts.reconnect * (opts.reconnectDelayMs + 1000);
     await using service = await HostCacheService.open({
@@ -103,10 +89,8 @@ export function run(args: string[]): Promise<number> {
       depth: opts.depth,
       flushDestage: opts.flushDestage ?? false,
       onCommit: (lba, data) => image.commit(lba, data),
-      reconnect: { attempts: opts.reconnect, delayMs: opts.reconnectDelayMs },
+      ...recover,
       admissionTimeoutMs: 10_000 + reconnectWindowMs,
-      faults,
-      beforeDeath: tracePath ? () => trace.writeJsonlSync(tracePath) : undefined,
     });
     const controller = new NvmeController({
       backend: service,
@@ -137,7 +121,7 @@ export function run(args: string[]): Promise<number> {
     const imageSha256 = opts.verify ? await image.sha256() : undefined;
     const destagedSeq = stats.destage.destagedSeq;
     await service.close({ drain: opts.drain });
-    if (tracePath) await trace.writeJsonl(tracePath);
+    await writeTrace();
     if (opts.json) {
       console.log(JSON.stringify({ result, replication, digest, stats, imageSha256, destagedSeq }));
     } else {

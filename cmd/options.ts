@@ -7,7 +7,15 @@
  */
 import { verbsCallCount } from "../lib/verbs/inject.ts";
 import { liveResourceLabels } from "../lib/verbs/resource.ts";
-import { type Command, CommanderError, InvalidArgumentError } from "@commander-js/extra-typings";
+import {
+  type Command,
+  CommanderError,
+  InvalidArgumentError,
+  Option,
+} from "@commander-js/extra-typings";
+import { parseFaultPlan, type PrimaryFaults } from "../lib/replication/faults.ts";
+import "../lib/trace/codes.ts";
+import { trace } from "../lib/trace/trace.ts";
 
 /** Parser for an integer option in [min, max]; names the bounds when the value is wrong. */
 export function parseIntOption(min: number, max: number): (value: string) => number {
@@ -81,4 +89,49 @@ function reportLeaks(name: string): boolean {
   if (live.length === 0) return false;
   console.error(`${name}: leaked verbs objects: ${live.join(", ")}`);
   return true;
+}
+
+/** The primary's recovery and fault options, shared by `primary` and `cache`. */
+export function primaryRecoveryOptions() {
+  return [
+    new Option(
+      "--reconnect <n>",
+      "replace a broken session up to N times, resending what was not acked (0: fail)",
+    ).argParser(parseIntOption(0, 1000)).default(0),
+    new Option("--reconnect-delay-ms <ms>", "wait between reconnect attempts")
+      .argParser(parseIntOption(0, 60_000)).default(500),
+    new Option(
+      "--fault-plan <json>",
+      'the primary\'s faults, e.g. \'{"primary":{"breakQp":40}}\' (docs/protocol.md)',
+    ),
+    new Option(
+      "--trace <path>",
+      "record a trace of posts, completions, acks and recovery into this JSONL file",
+    ),
+  ] as const;
+}
+
+/** What those options give `Primary.connect`; enables the trace when asked for. */
+export function primaryRecovery(opts: {
+  reconnect: number;
+  reconnectDelayMs: number;
+  faultPlan?: string;
+  trace?: string;
+}): {
+  reconnect: { attempts: number; delayMs: number };
+  faults: PrimaryFaults | undefined;
+  beforeDeath: (() => void) | undefined;
+  /** Writes the trace file (when `--trace` was given). */
+  writeTrace: () => Promise<void>;
+} {
+  const path = opts.trace;
+  if (path) trace.enable();
+  return {
+    reconnect: { attempts: opts.reconnect, delayMs: opts.reconnectDelayMs },
+    faults: opts.faultPlan ? parseFaultPlan(opts.faultPlan).primary : undefined,
+    beforeDeath: path ? () => trace.writeJsonlSync(path) : undefined,
+    writeTrace: async () => {
+      if (path) await trace.writeJsonl(path);
+    },
+  };
 }

@@ -15,15 +15,19 @@ import {
   parseSizeSpec,
   WorkloadPlan,
 } from "../lib/bench/workload.ts";
-import { parseFaultPlan } from "../lib/replication/faults.ts";
 import { Primary } from "../lib/replication/primary.ts";
-import "../lib/trace/codes.ts";
-import { trace } from "../lib/trace/trace.ts";
 import { checkDenoVersion } from "../lib/version.ts";
-import { parseIntOption, readSecret, runCommand } from "./options.ts";
+import {
+  parseIntOption,
+  primaryRecovery,
+  primaryRecoveryOptions,
+  readSecret,
+  runCommand,
+} from "./options.ts";
 
 /** Runs the workload; resolves with 0 when every log was acked, 1 otherwise, 2 on usage errors. */
 export function run(args: string[]): Promise<number> {
+  const recovery = primaryRecoveryOptions();
   const program = new Command("primary")
     .description(
       "Replicate a seeded workload to a replica: per log, an RDMA WRITE of the data into the\n" +
@@ -79,26 +83,10 @@ export function run(args: string[]): Promise<number> {
     )
     .option("--retry <n>", "QP transport retries", parseIntOption(0, 7), 7)
     .option("--rnr-retry <n>", "QP RNR retries (7 = forever is refused)", parseIntOption(0, 6), 6)
-    .option(
-      "--reconnect <n>",
-      "replace a broken session up to N times, resending what was not acked (0: fail)",
-      parseIntOption(0, 1000),
-      0,
-    )
-    .option(
-      "--reconnect-delay-ms <ms>",
-      "wait between reconnect attempts",
-      parseIntOption(0, 60_000),
-      500,
-    )
-    .option(
-      "--fault-plan <json>",
-      'faults to inject, e.g. \'{"primary":{"breakQp":40}}\' (docs/protocol.md)',
-    )
-    .option(
-      "--trace <path>",
-      "record a trace of posts, completions, acks and recovery into this JSONL file",
-    )
+    .addOption(recovery[0])
+    .addOption(recovery[1])
+    .addOption(recovery[2])
+    .addOption(recovery[3])
     .option("--json", "print the result as JSON on stdout");
   return runCommand(program, args, async (opts) => {
     checkDenoVersion();
@@ -114,9 +102,7 @@ export function run(args: string[]): Promise<number> {
     const maxLogBytes = opts.maxLog
       ? parseBytes(opts.maxLog, "--max-log")
       : Math.max(largest, Math.min(1 << 20, ringBytes / 2));
-    const faults = opts.faultPlan ? parseFaultPlan(opts.faultPlan).primary : undefined;
-    const tracePath = opts.trace;
-    if (tracePath) trace.enable();
+    const { writeTrace, ...recover } = primaryRecovery(opts);
     await using primary = await Primary.connect({
       device: opts.device,
       gidIndex: opts.gidIndex,
@@ -131,9 +117,7 @@ export function run(args: string[]): Promise<number> {
       qpTimeout: opts.qpTimeout,
       retryCount: opts.retry,
       rnrRetry: opts.rnrRetry,
-      reconnect: { attempts: opts.reconnect, delayMs: opts.reconnectDelayMs },
-      faults,
-      beforeDeath: tracePath ? () => trace.writeJsonlSync(tracePath) : undefined,
+      ...recover,
     });
     const filler = new DataFiller(opts.seed);
     if (opts.warmup > 0) {
@@ -158,7 +142,7 @@ export function run(args: string[]): Promise<number> {
       onProgress: (done) => bar.update(done),
     });
     bar.stop();
-    if (tracePath) await trace.writeJsonl(tracePath);
+    await writeTrace();
     const digest = primary.digest();
     const stats = primary.stats();
     if (opts.json) {

@@ -96,3 +96,19 @@ export { inNamespace, readTopology, type Topology } from "./lib/lab/topology.ts"
 export { runInLab } from "./lib/lab/runner.ts";
 export { randomSecret, type ReplicaProcess, runTool, startReplica } from "./lib/lab/processes.ts";
 export { Prng } from "./lib/prng.ts";
+
+// Reproducing bugs: scenarios, runs, the invariant checker, campaigns.
+export {
+  checkConfig,
+  defineScenario,
+  type Fault,
+  type FaultKind,
+  faultKinds,
+  killPoints,
+  type Scenario,
+  type ScenarioConfig,
+  type Workload,
+} from "./lib/repro/scenario.ts";
+export { runScenario, type RunSummary } from "./lib/repro/run.ts";
+export { type CheckResult, checkRun, type Violation } from "./lib/repro/check.ts";
+export { type CampaignResult, formatCampaign, runCampaign } from "./lib/repro/campaign.ts";

@@ -7,7 +7,7 @@
  */
 import { Command } from "@commander-js/extra-typings";
 import { formatSummary, progress } from "../lib/bench/summary.ts";
-import { parseBytes, parseSizeSpec } from "../lib/bench/workload.ts";
+import { parseBytes, parseSizeSpec, readStamp } from "../lib/bench/workload.ts";
 import { runCacheWorkload } from "../lib/cache/cache_workload.ts";
 import { ExpectedImage } from "../lib/cache/expected_image.ts";
 import { HostCacheService } from "../lib/cache/service.ts";
@@ -60,6 +60,20 @@ export function run(args: string[]): Promise<number> {
       "--no-drain",
       "leave un-de-staged logs in both write caches at the end (as after a crash)",
     )
+    .option(
+      "--recover",
+      "reopen the write cache left by a killed run (--cache), re-replicate and de-stage what it holds, then run the workload",
+    )
+    .option(
+      "--first-op <n>",
+      "number the workload's writes from N (stamped in their data; a restarted run continues a killed one)",
+      parseIntOption(0, 2 ** 40),
+      0,
+    )
+    .option(
+      "--completions <file>",
+      "append 'op seq lba blocks' for each write before it completes with success (scenario checks)",
+    )
     .addOption(recovery[0])
     .addOption(recovery[1])
     .addOption(recovery[2])
@@ -75,6 +89,7 @@ export function run(args: string[]): Promise<number> {
     const image = new ExpectedImage(capacityBytes / 4096, opts.seed);
     const { writeTrace, ...recover } = primaryRecovery(opts);
     // While a session is replaced, writes wait: let them wait for the whole reconnect window.
+    using completions = opts.completions ? openCompletionLog(opts.completions) : undefined;
     const reconnectWindowMs = opts.reconnect * (opts.reconnectDelayMs + 1000);
     await using service = await HostCacheService.open({
       device: opts.device,
@@ -88,7 +103,11 @@ export function run(args: string[]): Promise<number> {
       maxLogBytes: Math.max(...sizes.sizes),
       depth: opts.depth,
       flushDestage: opts.flushDestage ?? false,
-      onCommit: (lba, data) => image.commit(lba, data),
+      onCommit: (lba, data, seq) => {
+        image.commit(lba, data);
+        completions?.add(lba, data, seq);
+      },
+      recover: opts.recover ?? false,
       ...recover,
       admissionTimeoutMs: 10_000 + reconnectWindowMs,
     });
@@ -108,6 +127,7 @@ export function run(args: string[]): Promise<number> {
       sizes,
       depth: opts.depth,
       seed: opts.seed,
+      firstOp: opts.firstOp,
       flushEvery: opts.flushEvery,
       verify: opts.verify,
       drain: opts.drain,
@@ -148,6 +168,27 @@ export function run(args: string[]): Promise<number> {
         (result.readMismatches === 0 && (!opts.drain || result.backingMismatches === 0)));
     return ok ? 0 : 1;
   });
+}
+
+/**
+ * The completion log of a scenario: one line per write, written (to the page cache, which
+ * outlives a SIGKILL) before the write completes, so it holds every write the guest saw
+ * complete.
+ */
+function openCompletionLog(path: string): Disposable & {
+  add(lba: number, data: Uint8Array, seq: number): void;
+} {
+  const file = Deno.openSync(path, { append: true, create: true });
+  const encoder = new TextEncoder();
+  const stamp = { seq: 0, lba: 0, block: 0 };
+  return {
+    add(lba, data, seq) {
+      const op = readStamp(data, 0, stamp).seq;
+      const bytes = encoder.encode(`${op} ${seq} ${lba} ${data.length / 4096}\n`);
+      for (let at = 0; at < bytes.length;) at += file.writeSync(bytes.subarray(at));
+    },
+    [Symbol.dispose]: () => file.close(),
+  };
 }
 
 if (import.meta.main) Deno.exit(await run(Deno.args));

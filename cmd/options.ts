@@ -52,8 +52,8 @@ export async function runCommand<C extends Command<any, any, any>>(
   body: (opts: ReturnType<C["opts"]>, program: C) => Promise<number>,
 ): Promise<number> {
   program.exitOverride().configureOutput({ writeErr: (text) => console.error(text.trimEnd()) });
-  // `deno task X -- --opt` forwards the "--": a command without positional arguments drops it.
-  const given = args[0] === "--" && program.registeredArguments.length === 0 ? args.slice(1) : args;
+  // `deno task X -- --opt` forwards the "--": drop it (no argument of ours starts with "-").
+  const given = args[0] === "--" ? args.slice(1) : args;
   try {
     program.parse(given, { from: "user" });
   } catch (error) {

@@ -10,6 +10,7 @@
  */
 import { LatencyRecorder, type LatencySummary } from "../bench/summary.ts";
 import { DataFiller, plannedOp, type SizeMix, WorkloadPlan } from "../bench/workload.ts";
+import { deriveSeed } from "../prng.ts";
 import type { NvmeHost } from "../nvme/host.ts";
 import { statusIsSuccess } from "../nvme/status.ts";
 import type { ExpectedImage } from "./expected_image.ts";
@@ -26,6 +27,8 @@ export interface CacheWorkloadOptions {
   /** Commands in flight. */
   depth: number;
   seed: number;
+  /** Number of the first op (its stamp); a restarted run continues after the ops before it. */
+  firstOp?: number;
   /** A Flush after every N writes (0: none). */
   flushEvery: number;
   /** Read everything back through the controller and compare at the end. */
@@ -60,11 +63,12 @@ const readChunkBlocks = 256;
 /** Runs the workload to its end. */
 export async function runCacheWorkload(o: CacheWorkloadOptions): Promise<CacheWorkloadResult> {
   const blocks = o.image.blocks;
+  const firstOp = o.firstOp ?? 0;
   const plan = new WorkloadPlan({
     sizes: o.sizes,
     pattern: { kind: "random" },
     lbaBlocks: blocks,
-    seed: o.seed,
+    seed: firstOp === 0 ? o.seed : deriveSeed(o.seed, firstOp),
   });
   const filler = new DataFiller(o.seed);
   const largest = Math.max(...o.sizes.sizes);
@@ -85,7 +89,8 @@ export async function runCacheWorkload(o: CacheWorkloadOptions): Promise<CacheWo
     const buffer = new Uint8Array(new ArrayBuffer(largest)); // valid until the command completes
     while (submitted < o.count) {
       plan.next(op);
-      const { seq, bytes, lba } = op;
+      const { bytes, lba } = op;
+      const seq = op.seq + firstOp;
       submitted++;
       const data = buffer.subarray(0, bytes);
       filler.fill(data, 0, bytes, seq, lba);

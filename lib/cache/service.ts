@@ -37,7 +37,7 @@ export interface HostCacheOptions
   /** Flush also waits until earlier writes are de-staged. */
   flushDestage?: boolean;
   /** Called in seq order for each acknowledged write, with the host's data (tests keep an image). */
-  onCommit?: (lba: number, data: Uint8Array) => void;
+  onCommit?: (lba: number, data: Uint8Array, seq: number) => void;
   /** Reopen an existing write cache (a restart): re-replicate and de-stage what it holds. */
   recover?: boolean;
 }
@@ -207,7 +207,7 @@ export class HostCacheService implements NvmeBackend, AsyncDisposable {
       });
       // The index and the de-stager already have the log (onAnswered, in seq order).
       this.#ackTimes.set(cmd.cid, log.ackedAt);
-      this.#options.onCommit?.(cmd.slba, data);
+      this.#options.onCommit?.(cmd.slba, data, log.seq);
       if (cmd.fua) await this.#destager.until(log.seq);
       return statusSuccess;
     } catch (error) {

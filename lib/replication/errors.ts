@@ -50,8 +50,8 @@ export class ProtocolError extends Error {
  */
 export class SessionError extends Error {
   override name = "SessionError";
-  /** Why: `completion`, `protocol`, `ack-timeout`, `peer-closed`, `closed`. */
-  readonly reason: "completion" | "protocol" | "ack-timeout" | "peer-closed" | "closed";
+  /** Why: `completion`, `protocol`, `ack-timeout`, `peer-closed`, `device` (a verb failed), `closed`. */
+  readonly reason: "completion" | "protocol" | "ack-timeout" | "peer-closed" | "device" | "closed";
 
   /** `cause` is the underlying error, when there is one. */
   constructor(reason: SessionError["reason"], message: string, cause?: unknown) {

@@ -22,7 +22,7 @@ export interface ReplicaFaults {
   delayAck?: { seq: number; ms: number };
   /** Answer `status` (a non-OK AckStatus name) to log `seq` instead of accepting it. */
   status?: { seq: number; status: string };
-  /** Post only this many RECVs (fewer than the primary's depth: receiver not ready). */
+  /** Post only this many RECVs in the first session (fewer than the primary's depth: receiver not ready). */
   recvSlots?: number;
   /** Create this file once log `seq` is accepted (for the runner's own faults). */
   signalAt?: { seq: number; file: string };

@@ -19,6 +19,7 @@ import { type Ack, ackBytes } from "../log/ack.ts";
 import { LbaFlags, recordBytes } from "../log/record.ts";
 import { checkLogLength, checkRingBytes, logBytesLimit, RingCursor } from "../log/ring.ts";
 import type { MemoryRegion } from "../verbs/pd.ts";
+import { VerbsError } from "../verbs/errors.ts";
 import { LogDigest } from "./digest.ts";
 import { SessionError } from "./errors.ts";
 import type { PrimaryFaults } from "./faults.ts";
@@ -93,10 +94,12 @@ const reconnectAttemptsMax = 1000;
 
 /** A connected primary. */
 export class Primary implements AsyncDisposable {
-  readonly #side: Side;
+  #side: Side;
   readonly #memory: RingMemory;
   readonly #ownsMemory: boolean;
-  readonly #mrs: MemoryRegion[];
+  #mrs: MemoryRegion[];
+  /** A verb failed with EIO/ENODEV: the device went away; reopen it before reconnecting. */
+  #deviceLost = false;
   readonly #engine: PrimaryEngine;
   readonly #admission: Admission;
   readonly #stats: PrimaryStats;
@@ -260,6 +263,15 @@ export class Primary implements AsyncDisposable {
       },
     });
     this.#poller.start();
+    this.#poller.done.catch((error) => {
+      // A verb of the loop failed (the device was removed: EIO): the session is over.
+      if (error instanceof VerbsError) this.#deviceLost ||= deviceGone(error);
+      if (!this.#closing && this.#session === session) {
+        this.#engine.suspend(
+          new SessionError("device", `Polling the CQ failed: ${(error as Error).message}`, error),
+        );
+      }
+    });
     session.control.waitClosed().then(() => {
       if (!this.#closing && this.#session === session) {
         this.#engine.suspend(
@@ -297,7 +309,13 @@ export class Primary implements AsyncDisposable {
     const step = this.#teardown.then(async () => {
       poller?.stop();
       await poller?.done.catch(() => {});
-      session?.close();
+      try {
+        session?.close();
+      } catch (error) {
+        // Only after the device was removed; its objects are gone with it.
+        if (!(error instanceof VerbsError) || !deviceGone(error)) throw error;
+        this.#deviceLost = true;
+      }
     });
     this.#teardown = step.catch(() => {});
     return step;
@@ -314,6 +332,7 @@ export class Primary implements AsyncDisposable {
     ) {
       await new Promise((r) => setTimeout(r, delayMs));
       try {
+        if (this.#deviceLost) this.#reopenDevice();
         const session = await openSession(this.#side, { ...this.#config, connectAttempts: 1 });
         this.#start(session);
         const failure = this.#engine.failure as Error | undefined; // attach() may have failed it
@@ -325,6 +344,7 @@ export class Primary implements AsyncDisposable {
         return;
       } catch (error) {
         last = error;
+        if (error instanceof VerbsError) this.#deviceLost ||= deviceGone(error);
       }
     }
     this.#engine.fail(
@@ -334,6 +354,35 @@ export class Primary implements AsyncDisposable {
         last,
       ),
     );
+  }
+
+  /**
+   * The device was removed (e.g. `rdma link delete`) and perhaps added again: close what
+   * belonged to the old one, open it anew and register the ring and ack buffers there.
+   * Throws (the attempt fails) while the device is still missing.
+   */
+  #reopenDevice(): void {
+    for (const mr of this.#mrs) {
+      try {
+        mr.close();
+      } catch { /* the device is gone: nothing left to release */ }
+    }
+    this.#mrs = [];
+    try {
+      this.#side.close();
+    } catch { /* as above */ }
+    this.#side = Side.open(this.#options);
+    const acks = this.#engine.acksBuffer;
+    const ringMr = this.#side.pd.register({
+      address: this.#memory.address,
+      length: this.#memory.length,
+      owner: this.#memory,
+    }, A.IBV_ACCESS_LOCAL_WRITE);
+    const acksMr = this.#side.pd.register(acks, A.IBV_ACCESS_LOCAL_WRITE);
+    this.#mrs = [acksMr, ringMr];
+    this.#engine.rebind(ringMr, acksMr);
+    this.#deviceLost = false;
+    this.#log(`primary: reopened ${this.#side.describe()} after the device was removed`);
   }
 
   /**
@@ -451,4 +500,9 @@ export class Primary implements AsyncDisposable {
   async [Symbol.asyncDispose](): Promise<void> {
     await this.close();
   }
+}
+
+/** Errors a verb returns once its device is gone (removed, disassociated). */
+function deviceGone(error: VerbsError): boolean {
+  return error.errnoName === "EIO" || error.errnoName === "ENODEV";
 }

@@ -137,6 +137,18 @@ export class PrimaryEngine {
     this.#recv.length = ackBytes;
   }
 
+  /** The ack buffer (registered again when the device is reopened). */
+  get acksBuffer(): ArrayBuffer {
+    return this.#p.acks;
+  }
+
+  /** Uses memory regions registered on a reopened device (after the old one was removed). */
+  rebind(ringMr: MemoryRegion, acksMr: MemoryRegion): void {
+    this.#p.ringMr = ringMr;
+    this.#p.acksMr = acksMr;
+    this.#recv.lkey = acksMr.lkey;
+  }
+
   /** The digest of acked logs. */
   get digest(): LogDigest {
     return this.#p.digest;
@@ -530,6 +542,14 @@ export class PrimaryEngine {
       return;
     }
     const expectedSeq = e.kind === Kind.NOP ? 0 : e.seq;
+    if (ack.seq > expectedSeq && expectedSeq > 0) {
+      // An ack went missing (the replica skipped it): the session cannot be trusted, but a
+      // new one can resume: its WELCOME says which logs the replica holds.
+      const error = new ProtocolError(`an ack for seq ${ack.seq}`, `the ack of seq ${expectedSeq}`);
+      return this.suspend(
+        new SessionError("protocol", `The session broke: ${error.message}`, error),
+      );
+    }
     if (ack.seq !== expectedSeq) {
       return this.#violation(`an ack for seq ${ack.seq}`, `the ack of seq ${expectedSeq}`);
     }

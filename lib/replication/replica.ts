@@ -208,7 +208,10 @@ export class Replica implements AsyncDisposable {
     const session = new ReplicaSession(this.#side, this.#state, {
       metaSlots: this.#metaSlots,
       spinUs: this.#options.spinUs ?? 1000,
-      faults: this.#options.faults,
+      // Receiver-not-ready is a fault of the first session: a reconnect recovers from it.
+      faults: this.#state.counters.sessions === 0
+        ? this.#options.faults
+        : { ...this.#options.faults, recvSlots: undefined },
       beforeDeath: this.#options.beforeDeath,
       log: this.#log,
     });

@@ -107,6 +107,7 @@ export class ReplicaSession {
     // A receiver-not-ready fault posts fewer RECVs than the primary may have in flight.
     const slots = Math.min(this.#options.metaSlots, this.#options.faults?.recvSlots ?? Infinity);
     for (let slot = 0; slot < slots; slot++) this.#postRecv(slot);
+    if (slots < this.#options.metaSlots && trace.on) trace.fault(FaultCode.FEW_RECVS, 0, slots);
   }
 
   /** Starts answering. */
@@ -183,6 +184,7 @@ export class ReplicaSession {
       const injected = here && faults.status?.seq === seq
         ? AckStatus[faults.status.status as keyof typeof AckStatus]
         : undefined;
+      if (injected !== undefined && trace.on) trace.fault(FaultCode.STATUS, seq, injected);
       status = injected !== undefined ? state.refuse(injected) : state.check(record);
       if (here && status === AckStatus.OK) {
         if (faults.kill?.seq === seq && faults.kill.point === "after-persist") {

@@ -1,0 +1,632 @@
+/**
+ * Runs one scenario where Soft-RoCE works (inside the lab VM or natively): the replica
+ * (`cmd/replica.ts` with a persistent write cache) in namespace B, the host cache service
+ * (`cmd/cache.ts`) in namespace A, the scenario's faults at their logs, the restarts the
+ * faults call for; then the invariant checker, and a run folder with everything needed to
+ * understand and replay the run.
+ *
+ * @module
+ */
+import { trace, type TraceEvent, type TraceNames } from "../trace/trace.ts";
+import { FaultCode } from "../trace/codes.ts";
+import { formatEvents } from "../trace/format.ts";
+import { parseBytes } from "../bench/workload.ts";
+import { denoArgv, randomSecret } from "../lab/processes.ts";
+import { repoDir } from "../lab/paths.ts";
+import { type Endpoint, inNamespace, readTopology, type Topology } from "../lab/topology.ts";
+import type { FaultPlan } from "../replication/faults.ts";
+import { type CheckResult, checkRun, violationsListed } from "./check.ts";
+import {
+  describeViolation,
+  exists,
+  makeRunDir,
+  mergeTraces,
+  readJson,
+  rejectedSeqs,
+  runText,
+  sleep,
+  versions,
+  writeJson,
+} from "./run_folder.ts";
+import {
+  checkConfig,
+  type Fault,
+  type FaultKind,
+  netemArgs,
+  type ScenarioConfig,
+} from "./scenario.ts";
+
+/** The whole run is killed after this long. */
+const runTimeoutMs = 300_000;
+/** A started replica must be listening within this long. */
+const readyTimeoutMs = 60_000;
+const pollMs = 25;
+const reconnectAttempts = 120;
+const reconnectDelayMs = 250;
+
+/** What `summary.json` holds. */
+export interface RunSummary {
+  scenario: string;
+  seed: number;
+  /** `pass`, `fail` (an invariant broke or a process crashed) or `tool-failure`. */
+  verdict: "pass" | "fail" | "tool-failure";
+  /** Why, in one line. */
+  reason: string;
+  runDir: string;
+  replay: string;
+  config: ScenarioConfig;
+  check?: CheckResult;
+  /** Planned faults that fired, by kind. */
+  faultsInjected: Partial<Record<FaultKind, number>>;
+  /** Fault to first new ack, ms, one per recovery. */
+  recoveryMs: number[];
+  /** Writes that completed with an error (allowed: not acked). */
+  writesFailed: number;
+  primaries: { phase: number; code: number; signal: string | null }[];
+  replicas: { generation: number; code: number; signal: string | null }[];
+  durationMs: number;
+}
+
+/** A child process with its output in the run folder. */
+interface Child {
+  process: Deno.ChildProcess;
+  status: Promise<Deno.CommandStatus>;
+  exited: boolean;
+  /** `replica-N` or `primary-N`. */
+  name: string;
+}
+
+/** The final check, with the failover check's violations (found first) ahead of its own. */
+function combine(interim: CheckResult | undefined, final: CheckResult): CheckResult {
+  if (!interim) return final;
+  const violations = [
+    ...interim.violations.map((v) => ({ ...v, detail: `at the primary's death: ${v.detail}` })),
+    ...final.violations,
+  ].slice(0, violationsListed);
+  return {
+    ...final,
+    verdict: interim.verdict === "fail" ? "fail" : final.verdict,
+    ackedButLost: interim.ackedButLost + final.ackedButLost,
+    corruptions: interim.corruptions + final.corruptions,
+    rejectedButAcked: interim.rejectedButAcked + final.rejectedButAcked,
+    orderViolations: interim.orderViolations + final.orderViolations,
+    violations,
+  };
+}
+
+/** Runs `config` (resolved from `scenario` with `seed`) and returns its summary. */
+export async function runScenario(
+  o: { scenario: string; seed: number; config: ScenarioConfig; log?: (line: string) => void },
+): Promise<RunSummary> {
+  const log = o.log ?? ((line: string) => console.log(line));
+  const config = checkConfig(o.config);
+  const topology = readTopology();
+  if (!topology) {
+    throw new Error(
+      "No Soft-RoCE topology is up: run through `deno task repro` (it boots the lab)",
+    );
+  }
+  if (topology.kind !== config.topology) {
+    throw new Error(
+      `The scenario needs the ${config.topology} topology but the lab brought up ${topology.kind}`,
+    );
+  }
+  const runDir = await makeRunDir(o.scenario, o.seed);
+  const replay = `deno task repro --replay ${runDir.slice(repoDir.length + 1)}`;
+  await writeJson(`${runDir}/config.json`, { scenario: o.scenario, seed: o.seed, config });
+  await writeJson(`${runDir}/versions.json`, await versions());
+  const run = new Run(o.scenario, o.seed, config, topology, runDir, log);
+  const started = performance.now();
+  let summary: RunSummary;
+  try {
+    summary = await run.execute(replay);
+  } catch (error) {
+    summary = run.toolFailure(replay, (error as Error).message);
+  } finally {
+    await run.cleanup();
+  }
+  summary.durationMs = Math.round(performance.now() - started);
+  await writeJson(`${runDir}/summary.json`, summary);
+  return summary;
+}
+
+class Run {
+  readonly #tag = `rrl-repro-${Deno.pid}-${Date.now().toString(36)}`;
+  readonly #env = { RRL_SECRET: randomSecret() };
+  readonly #primaryCache = `/dev/shm/${this.#tag}-primary.cache`;
+  readonly #replicaCache = `/dev/shm/${this.#tag}-replica.cache`;
+  readonly #backing = `/dev/shm/${this.#tag}-backing.img`;
+  readonly #signal: string;
+  readonly #children: Child[] = [];
+  readonly #faults = new Map<FaultKind, Fault>();
+  readonly #injected: Partial<Record<FaultKind, number>> = {};
+  readonly #recoveryMs: number[] = [];
+  readonly #primaries: RunSummary["primaries"] = [];
+  readonly #replicas: RunSummary["replicas"] = [];
+  readonly #issued: { first: number; count: number }[] = [];
+  #linkDown = false;
+  #port = 0;
+  #replicaGeneration = 0;
+  /** The check at the primary's death (primary-kill), before its restart. */
+  #interim: CheckResult | undefined;
+
+  constructor(
+    readonly scenario: string,
+    readonly seed: number,
+    readonly config: ScenarioConfig,
+    readonly topology: Topology,
+    readonly runDir: string,
+    readonly log: (line: string) => void,
+  ) {
+    for (const f of config.faults) this.#faults.set(f.kind, f);
+    this.#signal = `/dev/shm/${this.#tag}-signal`;
+  }
+
+  get #a(): Endpoint {
+    return this.topology.a;
+  }
+
+  get #b(): Endpoint {
+    return this.topology.b;
+  }
+
+  async execute(replay: string): Promise<RunSummary> {
+    const deadline = performance.now() + runTimeoutMs;
+    const w = this.config.workload;
+    trace.enable({ capacity: 4096 });
+    await this.#clearNetem();
+    const netem = this.#faults.get("netem");
+    if (netem?.kind === "netem") {
+      await this.#sh(this.#a, [
+        "tc",
+        "qdisc",
+        "replace",
+        "dev",
+        this.#a.netdev,
+        "root",
+        "netem",
+        ...netemArgs(netem),
+      ]);
+      this.#fired("netem");
+      trace.fault(FaultCode.NETEM, 0, netem.loss ?? 0);
+    }
+    let replica = await this.#startReplica(this.#replicaPlan(0));
+    let phase = 1;
+    let primary = this.#startPrimary(phase, 0, w.count, false);
+    let replicaKilledAt = 0;
+    let linkDone = false;
+    for (;;) {
+      if (performance.now() > deadline) {
+        throw new Error(`the run did not end within ${runTimeoutMs / 1000} s (see the logs)`);
+      }
+      const link = this.#faults.get("link-delete");
+      if (link?.kind === "link-delete" && !linkDone && (await exists(this.#signal))) {
+        linkDone = true;
+        await this.#deleteLink(link.seq, link.downMs);
+      }
+      if (replica.exited && !primary.exited) {
+        const s = await replica.status;
+        this.#replicas.push({
+          generation: this.#replicas.length + 1,
+          code: s.code,
+          signal: s.signal,
+        });
+        const kill = this.#faults.get("replica-kill");
+        if (kill?.kind !== "replica-kill" || s.signal !== "SIGKILL" || replicaKilledAt) {
+          this.#kill(primary);
+          await primary.status;
+          return this.#finish(
+            replay,
+            `the replica exited unexpectedly (code ${s.code}, ${s.signal})`,
+          );
+        }
+        replicaKilledAt = performance.now();
+        this.#fired("replica-kill");
+        replica = await this.#startReplica(this.#replicaPlan(kill.seq));
+        continue;
+      }
+      if (primary.exited) {
+        const s = await primary.status;
+        this.#primaries.push({ phase, code: s.code, signal: s.signal });
+        const kill = this.#faults.get("primary-kill");
+        if (kill?.kind === "primary-kill" && s.signal === "SIGKILL" && phase === 1) {
+          this.#fired("primary-kill");
+          // The failover point: were the primary gone for good, would every acked write
+          // be on the replica or in the backing store? (The replica is stopped to read its
+          // cache, then restarted from it: a replica restart too.)
+          await this.#stopReplica(replica);
+          this.#interim = (await this.#check(false)).check;
+          replica = await this.#startReplica(this.#replicaPlan(kill.seq));
+          // Recovery time counts from the restart: the inspection pause is not part of it.
+          const killedAt = performance.now();
+          const done = (await this.#completions()).split("\n").filter(Boolean).length;
+          phase = 2;
+          primary = this.#startPrimary(phase, w.count, Math.max(1, w.count - done), true);
+          this.#watchFirstCompletion(done, killedAt, primary);
+          continue;
+        }
+        if (s.signal || (s.code !== 0 && s.code !== 1)) {
+          return this.#finish(replay, `the primary crashed (exit code ${s.code}, ${s.signal})`);
+        }
+        break;
+      }
+      await Promise.race([primary.status, replica.status, sleep(pollMs)]);
+    }
+    return await this.#finish(replay, "");
+  }
+
+  /** Stops the replica, collects results and traces, runs the checker. */
+  async #finish(replay: string, crash: string): Promise<RunSummary> {
+    const replica = this.#children.findLast((c) => c.name.startsWith("replica-"));
+    if (replica && !replica.exited) {
+      const s = await this.#stopReplica(replica);
+      if (!crash && (s.signal || s.code !== 0)) {
+        crash = `the replica failed at the end (exit code ${s.code}, ${s.signal})`;
+      }
+    }
+    let writesFailed = 0;
+    for (const p of this.#primaries) {
+      const json = await readJson(`${this.runDir}/primary-${p.phase}.out`);
+      // deno-lint-ignore no-explicit-any
+      const r = json as any;
+      writesFailed += r?.result?.writesFailed ?? 0;
+      for (const ms of r?.replication?.recoveryMs ?? []) this.#recoveryMs.push(Math.round(ms));
+    }
+    await this.#clearNetem();
+    await this.#restoreLink();
+    trace.writeJsonlSync(`${this.runDir}/runner.trace.jsonl`);
+    trace.disable();
+    const last = this.#primaries.at(-1);
+    const final = await this.#check(!crash && last?.code === 0);
+    const merged = final.merged;
+    this.#countTraceFaults(merged.events);
+    const check = combine(this.#interim, final.check);
+    const verdict = crash || check.verdict === "fail" ? "fail" : "pass";
+    const reason = crash ||
+      (check.verdict === "fail"
+        ? describeViolation(check)
+        : `${check.logsAcked} acked writes durable`);
+    if (verdict === "fail") {
+      await this.#keepEvidence();
+      this.#explain(check, merged, replay);
+    }
+    return {
+      scenario: this.scenario,
+      seed: this.seed,
+      verdict,
+      reason,
+      runDir: this.runDir,
+      replay,
+      config: this.config,
+      check,
+      faultsInjected: this.#injected,
+      recoveryMs: this.#recoveryMs,
+      writesFailed,
+      primaries: this.#primaries,
+      replicas: this.#replicas,
+      durationMs: 0,
+    };
+  }
+
+  /** SIGTERM (the replica closes cleanly and reports), SIGKILL after 15 s. */
+  async #stopReplica(replica: Child): Promise<Deno.CommandStatus> {
+    if (!replica.exited) replica.process.kill("SIGTERM");
+    const timer = setTimeout(() => this.#kill(replica), 15_000);
+    const s = await replica.status;
+    clearTimeout(timer);
+    this.#replicas.push({ generation: this.#replicas.length + 1, code: s.code, signal: s.signal });
+    return s;
+  }
+
+  /** The invariant checker over the completions, backing store and replica cache now. */
+  async #check(cleanEnd: boolean) {
+    const merged = await mergeTraces(this.runDir);
+    const w = this.config.workload;
+    const check = await checkRun({
+      seed: this.seed,
+      capacityBlocks: parseBytes(w.capacity ?? "16m", "capacity") / 4096,
+      issued: this.#issued,
+      completions: await this.#completions(),
+      backingPath: this.#backing,
+      replicaCache: { path: this.#replicaCache, ringBytes: parseBytes(w.ring ?? "4m", "ring") },
+      rejectedSeqs: rejectedSeqs(merged.events),
+      cleanEnd,
+    });
+    return { check, merged };
+  }
+
+  toolFailure(replay: string, message: string): RunSummary {
+    return {
+      scenario: this.scenario,
+      seed: this.seed,
+      verdict: "tool-failure",
+      reason: message,
+      runDir: this.runDir,
+      replay,
+      config: this.config,
+      faultsInjected: this.#injected,
+      recoveryMs: this.#recoveryMs,
+      writesFailed: 0,
+      primaries: this.#primaries,
+      replicas: this.#replicas,
+      durationMs: 0,
+    };
+  }
+
+  /** Kills what is left, removes netem, restores the link and the /dev/shm files. */
+  async cleanup(): Promise<void> {
+    for (const c of this.#children) {
+      if (!c.exited) this.#kill(c);
+      await c.status.catch(() => {});
+    }
+    await this.#clearNetem().catch(() => {});
+    await this.#restoreLink().catch(() => {});
+    trace.disable();
+    for (const f of [this.#primaryCache, this.#replicaCache, this.#backing, this.#signal]) {
+      await Deno.remove(f).catch(() => {});
+    }
+  }
+
+  #fired(kind: FaultKind): void {
+    this.#injected[kind] = (this.#injected[kind] ?? 0) + 1;
+  }
+
+  /** Faults the processes inject themselves, counted from their FAULT events. */
+  #countTraceFaults(events: TraceEvent[]): void {
+    const byCode: Partial<Record<number, FaultKind>> = {
+      [FaultCode.REPLICA_STALL]: "replica-stall",
+      [FaultCode.DROP_ACK]: "drop-ack",
+      [FaultCode.DELAY_ACK]: "delay-ack",
+      [FaultCode.STATUS]: "reject",
+      [FaultCode.FEW_RECVS]: "rnr",
+      [FaultCode.BREAK_QP]: "qp-error",
+      [FaultCode.BAD_RKEY]: "bad-rkey",
+    };
+    const seen = new Set<FaultKind>();
+    for (const e of events) {
+      const kind = e.kind === "FAULT" ? byCode[e.code] : undefined;
+      if (kind && this.#faults.has(kind) && !seen.has(kind)) {
+        seen.add(kind);
+        this.#fired(kind);
+      }
+    }
+  }
+
+  #replicaPlan(afterSeq: number): FaultPlan {
+    const r: NonNullable<FaultPlan["replica"]> = {};
+    for (const f of this.config.faults) {
+      if ("seq" in f && f.seq <= afterSeq) continue; // already happened before a restart
+      if (f.kind === "replica-kill") r.kill = { seq: f.seq, point: f.point };
+      if (f.kind === "replica-stall") r.stall = { seq: f.seq, ms: f.ms };
+      if (f.kind === "drop-ack") r.dropAck = f.seq;
+      if (f.kind === "delay-ack") r.delayAck = { seq: f.seq, ms: f.ms };
+      if (f.kind === "reject") r.status = { seq: f.seq, status: f.status };
+      if (f.kind === "rnr") r.recvSlots = f.recvSlots;
+      if (f.kind === "link-delete") r.signalAt = { seq: f.seq, file: this.#signal };
+    }
+    return { replica: r };
+  }
+
+  #primaryPlan(phase: number): FaultPlan {
+    const p: NonNullable<FaultPlan["primary"]> = {};
+    const killSeq = this.#faults.get("primary-kill");
+    const after = phase > 1 && killSeq && "seq" in killSeq ? killSeq.seq : 0;
+    for (const f of this.config.faults) {
+      if ("seq" in f && f.seq <= after) continue;
+      if (f.kind === "primary-kill" && phase === 1) p.kill = { seq: f.seq };
+      if (f.kind === "qp-error") p.breakQp = f.seq;
+      if (f.kind === "bad-rkey") p.badRkey = f.seq;
+    }
+    return { primary: p };
+  }
+
+  async #startReplica(plan: FaultPlan): Promise<Child> {
+    const generation = ++this.#replicaGeneration;
+    const w = this.config.workload;
+    const ready = `/dev/shm/${this.#tag}-ready-${generation}`;
+    await Deno.remove(ready).catch(() => {});
+    const child = this.#spawn(this.#b, "cmd/replica.ts", `replica-${generation}`, [
+      "--device",
+      this.#b.device,
+      "--host",
+      this.#b.address,
+      "--port",
+      String(this.#port),
+      "--ready-file",
+      ready,
+      "--ring",
+      w.ring ?? "4m",
+      "--cache",
+      this.#replicaCache,
+      "--trace",
+      `${this.runDir}/replica-${generation}.trace.jsonl`,
+      "--fault-plan",
+      JSON.stringify(plan),
+      "--json",
+    ]);
+    const deadline = performance.now() + readyTimeoutMs;
+    while (performance.now() < deadline) {
+      const text = await Deno.readTextFile(ready).catch(() => "");
+      if (/^\d+\n$/.test(text)) {
+        this.#port = Number(text);
+        await Deno.remove(ready).catch(() => {});
+        return child;
+      }
+      if (child.exited) {
+        throw new Error(
+          `replica ${generation} exited before listening (see replica-${generation}.log)`,
+        );
+      }
+      await sleep(pollMs);
+    }
+    throw new Error(`replica ${generation} was not listening within ${readyTimeoutMs / 1000} s`);
+  }
+
+  #startPrimary(phase: number, firstOp: number, count: number, recover: boolean): Child {
+    const w = this.config.workload;
+    this.#issued.push({ first: firstOp, count });
+    return this.#spawn(this.#a, "cmd/cache.ts", `primary-${phase}`, [
+      "--device",
+      this.#a.device,
+      "--host",
+      this.#b.address,
+      "--port",
+      String(this.#port),
+      "--cache",
+      this.#primaryCache,
+      "--backing",
+      this.#backing,
+      "--capacity",
+      w.capacity ?? "16m",
+      "--ring",
+      w.ring ?? "4m",
+      "--count",
+      String(count),
+      "--size",
+      w.sizes,
+      "--depth",
+      String(w.depth),
+      "--flush-every",
+      String(w.flushEvery),
+      "--seed",
+      String(this.seed),
+      "--first-op",
+      String(firstOp),
+      "--completions",
+      `${this.runDir}/completions.log`,
+      "--reconnect",
+      String(reconnectAttempts),
+      "--reconnect-delay-ms",
+      String(reconnectDelayMs),
+      "--fault-plan",
+      JSON.stringify(this.#primaryPlan(phase)),
+      "--trace",
+      `${this.runDir}/primary-${phase}.trace.jsonl`,
+      "--json",
+      ...(recover ? ["--recover", "--no-verify"] : []),
+    ]);
+  }
+
+  /** Recovery time of a restarted primary: its death to its first new completion. */
+  #watchFirstCompletion(before: number, killedAt: number, primary: Child): void {
+    const watch = async () => {
+      while (!primary.exited) {
+        const lines = (await this.#completions()).split("\n").filter(Boolean).length;
+        if (lines > before) {
+          this.#recoveryMs.push(Math.round(performance.now() - killedAt));
+          return;
+        }
+        await sleep(pollMs);
+      }
+    };
+    watch().catch(() => {});
+  }
+
+  #spawn(end: Endpoint, file: string, name: string, args: string[]): Child {
+    const argv = inNamespace(end, denoArgv(file, args));
+    const process = new Deno.Command(argv[0], {
+      args: argv.slice(1),
+      env: this.#env,
+      stdin: "null",
+      stdout: "piped",
+      stderr: "piped",
+    }).spawn();
+    const outPath = `${this.runDir}/${name}.out`;
+    const child: Child = { process, status: process.status, exited: false, name };
+    const pipes = Promise.all([
+      process.stdout.pipeTo(Deno.openSync(outPath, { write: true, create: true }).writable),
+      process.stderr.pipeTo(
+        Deno.openSync(`${this.runDir}/${name}.log`, { write: true, create: true }).writable,
+      ),
+    ]);
+    child.status = process.status.then(async (s) => {
+      await pipes.catch(() => {});
+      child.exited = true;
+      return s;
+    });
+    this.#children.push(child);
+    return child;
+  }
+
+  #kill(child: Child): void {
+    try {
+      child.process.kill("SIGKILL");
+    } catch {
+      // gone already
+    }
+  }
+
+  async #completions(): Promise<string> {
+    return await Deno.readTextFile(`${this.runDir}/completions.log`).catch(() => "");
+  }
+
+  async #deleteLink(seq: number, downMs: number): Promise<void> {
+    const a = this.#a;
+    this.log(`repro: deleting ${a.device} after log ${seq}, re-adding it ${downMs} ms later`);
+    trace.fault(FaultCode.LINK_DELETE, seq, downMs);
+    this.#linkDown = true;
+    await this.#sh(a, ["rdma", "link", "delete", a.device]);
+    this.#fired("link-delete");
+    await sleep(downMs);
+    await this.#restoreLink();
+  }
+
+  async #restoreLink(): Promise<void> {
+    if (!this.#linkDown) return;
+    const a = this.#a;
+    await this.#sh(a, ["rdma", "link", "add", a.device, "type", "rxe", "netdev", a.netdev]);
+    this.#linkDown = false;
+  }
+
+  async #clearNetem(): Promise<void> {
+    if (this.topology.kind !== "pair") return;
+    const out = await runText(inNamespace(this.#a, ["tc", "qdisc", "show", "dev", this.#a.netdev]));
+    if (out.includes("netem")) {
+      await this.#sh(this.#a, ["tc", "qdisc", "del", "dev", this.#a.netdev, "root"]);
+    }
+  }
+
+  async #sh(end: Endpoint, argv: string[]): Promise<void> {
+    const full = inNamespace(end, argv);
+    const out = await new Deno.Command(full[0], {
+      args: full.slice(1),
+      stdout: "piped",
+      stderr: "piped",
+    })
+      .output();
+    if (!out.success) {
+      throw new Error(`${argv.join(" ")} failed: ${new TextDecoder().decode(out.stderr).trim()}`);
+    }
+  }
+
+  /** Copies the caches and the backing store into the run folder (failed runs only). */
+  async #keepEvidence(): Promise<void> {
+    for (
+      const [from, to] of [
+        [this.#replicaCache, "replica.cache"],
+        [this.#primaryCache, "primary.cache"],
+        [this.#backing, "backing.img"],
+      ]
+    ) {
+      await Deno.copyFile(from, `${this.runDir}/${to}`).catch(() => {});
+    }
+  }
+
+  /** Prints the first violation, its trace excerpt and the replay command. */
+  #explain(
+    check: CheckResult,
+    merged: { events: TraceEvent[]; names: TraceNames },
+    replay: string,
+  ) {
+    const v = check.violations[0];
+    if (v) {
+      this.log(`repro: FIRST VIOLATION: ${v.kind}: ${v.detail}`);
+      if (v.seq !== undefined) {
+        const near = merged.events.filter((e) => "seq" in e && Math.abs(e.seq - v.seq!) <= 1);
+        this.log(`repro: trace around log ${v.seq} (${near.length} events):`);
+        for (const line of formatEvents(near.slice(0, 40), merged.names)) this.log(`  ${line}`);
+      }
+    }
+    this.log(`repro: replay with: ${replay}`);
+  }
+}

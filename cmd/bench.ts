@@ -145,6 +145,20 @@ function printReport(r: BenchReport): void {
     );
   }
   console.log(
+    "\n== tracing: the same point with --trace off (default) and on, runs alternating, same run",
+  );
+  for (const p of r.tracing) {
+    const mid = (xs: number[]) => [...xs].sort((x, y) => x - y)[Math.floor(xs.length / 2)];
+    const runs = (xs: number[]) => xs.map((x) => f(x)).join(", ");
+    console.log(
+      `  ${String(p.size).padStart(5)} B depth ${String(p.depth).padStart(2)}: off ${
+        runs(p.off)
+      } ops/s, on ${runs(p.on)} ops/s; on/off ${
+        ratio(mid(p.on), mid(p.off))
+      } (off records nothing: one property read per call site)`,
+    );
+  }
+  console.log(
     "\n== FFI call ways: one round = post_send + post_recv + poll_cq until both complete",
   );
   const c = r.callWays.find((w) => w.way === "c");

@@ -14,6 +14,7 @@ import { formatCampaign, runCampaign } from "../lib/repro/campaign.ts";
 import { runScenario, type RunSummary } from "../lib/repro/run.ts";
 import { runsDir } from "../lib/repro/run_folder.ts";
 import { checkConfig, type Scenario, type ScenarioConfig } from "../lib/repro/scenario.ts";
+import { runFuzz } from "../lib/fuzz/fuzz.ts";
 import { Prng } from "../lib/prng.ts";
 import { checkDenoVersion } from "../lib/version.ts";
 import { parseIntOption, runCommand } from "./options.ts";
@@ -22,6 +23,8 @@ const scenariosDir = `${repoDir}/scenarios`;
 /** Lab time allowed per scenario of a campaign, beyond a fixed allowance. */
 const labMsPerScenario = 120_000;
 const labMsBase = 600_000;
+/** The campaign's host-side fuzzing: decoder inputs per scenario. */
+const fuzzInputsPerScenario = 10_000;
 
 /** Runs the command; 0 when every run passed, 1 when one failed, 3 on a tool failure. */
 export function run(args: string[]): Promise<number> {
@@ -49,7 +52,20 @@ export function run(args: string[]): Promise<number> {
       new Option("--mode <mode>", "where to run").choices(["auto", "vm", "native"]).default("auto"),
     )
     .addOption(new Option("--inside", "(set when re-run inside the lab)").hideHelp())
-    .option("--json", "print the summary (or the campaign's totals) as JSON on stdout");
+    .option("--json", "print the summary (or the campaign's totals) as JSON on stdout")
+    .addHelpText(
+      "after",
+      `
+Examples:
+  deno task repro --list
+  deno task repro replica-kill --seed 7         one run; its folder and verdict are printed
+  deno task trace runs/<run-folder> --seq 40..45 the events around a log
+  deno task repro --replay runs/<run-folder>     the same configuration and seed again
+  deno task repro --campaign 200 --seed 1       200 random scenarios, then a table
+
+Exit status: 0 every run passed, 1 a run failed (an invariant broke or a process crashed),
+2 bad arguments, 3 the tool itself failed.`,
+    );
   return runCommand(program, args, async (opts, cmd) => {
     checkDenoVersion();
     const name = cmd.args[0];
@@ -78,6 +94,8 @@ export function run(args: string[]): Promise<number> {
         timeoutMs: labMsBase + (opts.campaign ?? 1) * labMsPerScenario,
         topology,
       }, opts.mode === "auto" ? undefined : opts.mode);
+      // The campaign's long fuzz run is host-side: here, at host speed, not in the VM.
+      if (opts.campaign) return Math.max(code, await campaignFuzz(opts.campaign, seed!));
       return code;
     }
     if (opts.campaign) {
@@ -91,8 +109,9 @@ export function run(args: string[]): Promise<number> {
       if (opts.json) console.log(JSON.stringify(result));
       else for (const line of formatCampaign(result)) console.log(line);
       console.log(`repro: campaign totals in ${dir.slice(repoDir.length + 1)}`);
+      const fuzz = opts.inside ? 0 : await campaignFuzz(opts.campaign, seed!);
       if (result.toolFailures) return 3;
-      return result.failing.length ? 1 : 0;
+      return result.failing.length || fuzz ? 1 : 0;
     }
     if (replay) {
       console.log(`repro: replaying ${replay.scenario} with seed ${replay.seed} (${opts.replay})`);
@@ -114,6 +133,20 @@ export function run(args: string[]): Promise<number> {
     report(summary, opts.json);
     return exitCode(summary);
   });
+}
+
+/** Fuzzes the decoders with `fuzzInputsPerScenario` inputs per scenario; 1 on a finding. */
+async function campaignFuzz(scenarios: number, seed: number): Promise<number> {
+  const r = await runFuzz({ count: scenarios * fuzzInputsPerScenario, seed });
+  const findings = r.failures.length;
+  console.log(
+    `repro: campaign fuzz: ${r.inputs} inputs (seed ${seed}) in ${
+      (r.elapsedMs / 1000).toFixed(1)
+    } s: ` +
+      `${findings} crashes/hangs/mismatches` +
+      (findings ? `; first: ${JSON.stringify(r.failures[0])}` : ""),
+  );
+  return findings ? 1 : 0;
 }
 
 function report(s: RunSummary, json?: true): void {

@@ -41,12 +41,23 @@ export interface CachePoint {
   replication: LatencySummary;
 }
 
+/** The same replication point with tracing off and on, alternating runs. */
+export interface TracingPoint {
+  size: number;
+  depth: number;
+  /** ops/s of each run with tracing off (the default). */
+  off: number[];
+  /** ops/s of each run with `--trace` on both sides. */
+  on: number[];
+}
+
 /** Everything one bench run measured. */
 export interface BenchReport {
   machine: Record<string, string>;
   perftest: PerftestResult[];
   replication: ReplicationPoint[];
   cache: CachePoint[];
+  tracing: TracingPoint[];
   callWays: CallWayPoint[];
   crc32c: { backend: string; size: number; mbPerSec: number }[];
 }
@@ -68,6 +79,7 @@ export async function runBench(topology: Topology, o: BenchOptions): Promise<Ben
     perftest: [],
     replication: [],
     cache: [],
+    tracing: [],
     callWays: [],
     crc32c: [],
   };
@@ -91,6 +103,15 @@ export async function runBench(topology: Topology, o: BenchOptions): Promise<Ben
     report.cache.push(await cacheCommit(topology, 4096, depth, Math.min(o.count, 1000)));
     o.log(`bench: cache commit 4096 B depth ${depth} done`);
   }
+  for (const depth of [1, 16]) {
+    const point: TracingPoint = { size: 4096, depth, off: [], on: [] };
+    for (let run = 0; run < tracingRuns; run++) {
+      point.off.push((await replicate(topology, 4096, depth, o.count, o.warmup)).ops_per_s);
+      point.on.push((await replicate(topology, 4096, depth, o.count, o.warmup, true)).ops_per_s);
+    }
+    report.tracing.push(point);
+    o.log(`bench: tracing off/on 4096 B depth ${depth} done`);
+  }
   for (const way of ["libffi", "fnptr"]) {
     report.callWays.push(await hotPath(topology, way, o.hotRounds));
   }
@@ -100,15 +121,21 @@ export async function runBench(topology: Topology, o: BenchOptions): Promise<Ben
   return report;
 }
 
+/** Alternating off/on runs per tracing point. */
+const tracingRuns = 2;
+
 async function replicate(
   topology: Topology,
   size: number,
   depth: number,
   count: number,
   warmup: number,
+  traced = false,
 ): Promise<LatencySummary> {
   const env = { RRL_SECRET: randomSecret() };
   const { a, b } = topology;
+  const trace = (side: string) =>
+    traced ? ["--trace", `/dev/shm/rrl-bench-${Deno.pid}-${side}.trace.jsonl`] : [];
   await using replica = await startReplica(b, [
     "--ring",
     "64m",
@@ -116,6 +143,7 @@ async function replicate(
     String(Math.max(64, depth + 2)),
     "--once",
     "--json",
+    ...trace("replica"),
   ], env);
   const out = await runTool(a, "cmd/primary.ts", [
     "--device",
@@ -137,7 +165,11 @@ async function replicate(
     "--warmup",
     String(warmup),
     "--json",
+    ...trace("primary"),
   ], { env, timeoutMs: 300_000 });
+  for (const side of traced ? ["replica", "primary"] : []) {
+    await Deno.remove(`/dev/shm/rrl-bench-${Deno.pid}-${side}.trace.jsonl`).catch(() => {});
+  }
   // deno-lint-ignore no-explicit-any
   const result = (out.json as any).result;
   if (out.code !== 0 || result.acked !== count) {

@@ -78,7 +78,7 @@ export async function run(args: string[]): Promise<number> {
       const script = [
         `cp "\${RRL_PAIR_STATE:-/run/rrl-pair.env}" ${topologyFile} 2>/dev/null || true`,
         `exec deno test -A --cached-only --no-check --junit-path=${junit} ${
-          filter.join(" ")
+          filter.map(shellQuote).join(" ")
         } tests/lab`,
       ].join("; ");
       const result = await runInLab({
@@ -131,6 +131,11 @@ function readCounts(junit: string, code: number, label: string): TestCounts {
     counts.failed = 1;
   }
   return counts;
+}
+
+/** `text` as one single-quoted shell word. */
+function shellQuote(text: string): string {
+  return `'${text.replaceAll("'", `'\\''`)}'`;
 }
 
 if (import.meta.main) Deno.exit(await run(Deno.args));

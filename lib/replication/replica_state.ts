@@ -179,13 +179,8 @@ export class ReplicaState {
     }
     const crc = crc32cAt(this.memory.address, record.dataOffset, length);
     if (crc !== record.dataCrc) return this.#refuse(AckStatus.CRC_MISMATCH);
-    const log = this.#accepted;
-    log.seq = record.seq;
-    log.lba = record.lba;
-    log.lbaFlags = record.lbaFlags;
-    log.offset = record.dataOffset;
-    log.length = length;
-    log.crc = crc;
+    // Every field of the reused AcceptedLog is set, `skip` too: after a SKIP it was true.
+    const log = this.#fill(record, crc, false);
     if (this.#persist && this.#persist(log) === false) {
       return this.#refuse(AckStatus.PERSIST_FAILED);
     }

@@ -15,7 +15,9 @@ import { denoArgv, randomSecret } from "../lab/processes.ts";
 import { repoDir } from "../lab/paths.ts";
 import { type Endpoint, inNamespace, readTopology, type Topology } from "../lab/topology.ts";
 import type { FaultPlan } from "../replication/faults.ts";
-import { type CheckResult, checkRun, violationsListed } from "./check.ts";
+import { type CheckResult, checkRun, type Violation, violationsListed } from "./check.ts";
+import { readTraceFile } from "../trace/trace_file.ts";
+import { AckStatus } from "../log/ack.ts";
 import {
   describeViolation,
   exists,
@@ -91,6 +93,20 @@ function combine(interim: CheckResult | undefined, final: CheckResult): CheckRes
     rejectedButAcked: interim.rejectedButAcked + final.rejectedButAcked,
     orderViolations: interim.orderViolations + final.orderViolations,
     violations,
+  };
+}
+
+/** Adds the logs restarted replicas lost (one violation per restart) to a check. */
+function withResumes(
+  check: CheckResult,
+  lost: { violations: Violation[]; logs: number },
+): CheckResult {
+  if (lost.logs === 0) return check;
+  return {
+    ...check,
+    verdict: "fail",
+    ackedButLost: check.ackedButLost + lost.logs,
+    violations: [...lost.violations, ...check.violations].slice(0, violationsListed),
   };
 }
 
@@ -280,7 +296,7 @@ class Run {
     const final = await this.#check(!crash && last?.code === 0);
     const merged = final.merged;
     this.#countTraceFaults(merged.events);
-    const check = combine(this.#interim, final.check);
+    const check = withResumes(combine(this.#interim, final.check), await this.#resumes());
     const verdict = crash || check.verdict === "fail" ? "fail" : "pass";
     const reason = crash ||
       (check.verdict === "fail"
@@ -306,6 +322,43 @@ class Run {
       replicas: this.#replicas,
       durationMs: 0,
     };
+  }
+
+  /**
+   * Every restarted replica must resume at least through the last log it acked before its
+   * death (its trace, written as it died, against the resume line it printed): a replica
+   * that acked a log and could not trust it after a restart lost it.
+   */
+  async #resumes(): Promise<{ violations: Violation[]; logs: number }> {
+    const found: Violation[] = [];
+    let logs = 0;
+    for (let g = 2; g <= this.#replicaGeneration; g++) {
+      const text = await Deno.readTextFile(`${this.runDir}/replica-${g}.log`).catch(() => "");
+      const m = /resuming the write cache: released through seq (\d+), (\d+) retained/.exec(text);
+      let acked = 0;
+      try {
+        const before = await readTraceFile(`${this.runDir}/replica-${g - 1}.trace.jsonl`);
+        for (const e of before.events) {
+          if (e.kind === "ACK" && e.side === 1 && e.status === AckStatus.OK) {
+            acked = Math.max(acked, e.seq);
+          }
+        }
+      } catch {
+        continue; // no trace from that replica: nothing to compare with
+      }
+      const resumed = m ? Number(m[1]) + Number(m[2]) : 0;
+      if (resumed < acked) {
+        logs += acked - resumed;
+        found.push({
+          kind: "acked-but-lost",
+          seq: resumed + 1,
+          detail: `replica ${g} resumed through log ${resumed} from its write cache, but replica ${
+            g - 1
+          } had acked through log ${acked}`,
+        });
+      }
+    }
+    return { violations: found, logs };
   }
 
   /** SIGTERM (the replica closes cleanly and reports), SIGKILL after 15 s. */

@@ -61,11 +61,17 @@ export { crc32c, crc32cAt, crc32cBackend } from "./lib/log/crc32c.ts";
 
 // Replication: primary and replica over one RC QP.
 export {
+  type LogFiller,
   type LogOptions,
+  type LogProducer,
   type LogSource,
   Primary,
   type PrimaryOptions,
+  type StreamLog,
+  type StreamResult,
 } from "./lib/replication/primary.ts";
+export { type WaitMode, waitModes } from "./lib/replication/poller.ts";
+export { type BreakdownSummary, summarizeBreakdown } from "./lib/trace/breakdown.ts";
 export type { ReplicatedLog } from "./lib/replication/flight.ts";
 export { Replica, type ReplicaOptions, type ReplicaStats } from "./lib/replication/replica.ts";
 export type { AcceptedLog, PersistHook } from "./lib/replication/replica_state.ts";

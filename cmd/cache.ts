@@ -20,7 +20,9 @@ import {
   primaryRecoveryOptions,
   readSecret,
   runCommand,
+  waitOption,
 } from "./options.ts";
+import type { WaitMode } from "../lib/replication/poller.ts";
 
 /** Runs the workload; 0 when every write succeeded in order and everything verified. */
 export function run(args: string[]): Promise<number> {
@@ -74,6 +76,7 @@ export function run(args: string[]): Promise<number> {
       "--completions <file>",
       "append 'op seq lba blocks' for each write before it completes with success (scenario checks)",
     )
+    .addOption(waitOption())
     .addOption(recovery[0])
     .addOption(recovery[1])
     .addOption(recovery[2])
@@ -102,6 +105,7 @@ export function run(args: string[]): Promise<number> {
       ringBytes: parseBytes(opts.ring, "--ring"),
       maxLogBytes: Math.max(...sizes.sizes),
       depth: opts.depth,
+      wait: opts.wait as WaitMode,
       flushDestage: opts.flushDestage ?? false,
       onCommit: (lba, data, seq) => {
         image.commit(lba, data);

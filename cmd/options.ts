@@ -16,6 +16,7 @@ import {
 import { parseFaultPlan, type PrimaryFaults } from "../lib/replication/faults.ts";
 import "../lib/trace/codes.ts";
 import { trace } from "../lib/trace/trace.ts";
+import { type WaitMode, waitModes } from "../lib/replication/poller.ts";
 
 /** Parser for an integer option in [min, max]; names the bounds when the value is wrong. */
 export function parseIntOption(min: number, max: number): (value: string) => number {
@@ -134,4 +135,41 @@ export function primaryRecovery(opts: {
       if (path) await trace.writeJsonl(path);
     },
   };
+}
+
+/** `--wait`: how the completion loop waits when its CQ is empty. */
+export function waitOption() {
+  return new Option(
+    "--wait <mode>",
+    "when the CQ is empty: spin (poll again), events (sleep on the completion channel at " +
+      "once) or hybrid (spin --spin-us, then sleep)",
+  ).choices(waitModes).default(waitDefault);
+}
+
+/** The wait both sides use unless told otherwise (see the README's bench section for why). */
+export const waitDefault: WaitMode = "events";
+
+/** `--breakdown`: per-log stage timestamps on CLOCK_MONOTONIC into a JSON file. */
+export function breakdownOption() {
+  return new Option(
+    "--breakdown <file>",
+    "write per-log stage timestamps (CLOCK_MONOTONIC) to this JSON file at the end " +
+      "(deno task bench joins both sides' files; off by default)",
+  );
+}
+
+/**
+ * Checks that an output file can be created (its folder exists and is a folder) before
+ * anything is opened: a RangeError (usage) naming the option otherwise.
+ */
+export function checkOutputPath(path: string, option: string): void {
+  const slash = path.lastIndexOf("/");
+  const dir = slash < 0 ? "." : slash === 0 ? "/" : path.slice(0, slash);
+  let isDirectory = false;
+  try {
+    isDirectory = Deno.statSync(dir).isDirectory;
+  } catch { /* reported below */ }
+  if (!isDirectory) {
+    throw new RangeError(`${option} ${path}: the folder ${dir} does not exist: create it first`);
+  }
 }

@@ -17,12 +17,18 @@ import {
 } from "../lib/bench/workload.ts";
 import { Primary } from "../lib/replication/primary.ts";
 import { checkDenoVersion } from "../lib/version.ts";
+import { breakdown } from "../lib/trace/breakdown.ts";
+import type { WaitMode } from "../lib/replication/poller.ts";
+import { processCpuUs, threadCpuUs } from "../lib/clock.ts";
 import {
+  breakdownOption,
+  checkOutputPath,
   parseIntOption,
   primaryRecovery,
   primaryRecoveryOptions,
   readSecret,
   runCommand,
+  waitOption,
 } from "./options.ts";
 
 /** Runs the workload; resolves with 0 when every log was acked, 1 otherwise, 2 on usage errors. */
@@ -69,12 +75,14 @@ export function run(args: string[]): Promise<number> {
       parseIntOption(10, 600_000),
       5000,
     )
+    .addOption(waitOption())
     .option(
       "--spin-us <us>",
-      "busy-poll before sleeping on the completion channel",
+      "with --wait hybrid: busy-poll this long before sleeping on the completion channel",
       parseIntOption(0, 100_000),
       1000,
     )
+    .addOption(breakdownOption())
     .option(
       "--qp-timeout <n>",
       "QP ACK timeout exponent (4.096 us * 2^n)",
@@ -102,7 +110,15 @@ export function run(args: string[]): Promise<number> {
     const maxLogBytes = opts.maxLog
       ? parseBytes(opts.maxLog, "--max-log")
       : Math.max(largest, Math.min(1 << 20, ringBytes / 2));
+    if (opts.trace) checkOutputPath(opts.trace, "--trace");
+    if (opts.breakdown) checkOutputPath(opts.breakdown, "--breakdown");
+    if (largest > maxLogBytes) {
+      throw new RangeError(
+        `--size ${opts.size} has ${largest}-byte logs, above --max-log ${maxLogBytes}: raise --max-log`,
+      );
+    }
     const { writeTrace, ...recover } = primaryRecovery(opts);
+    if (opts.breakdown) breakdown.enable("primary");
     await using primary = await Primary.connect({
       device: opts.device,
       gidIndex: opts.gidIndex,
@@ -113,6 +129,7 @@ export function run(args: string[]): Promise<number> {
       maxLogBytes,
       depth: opts.depth,
       ackTimeoutMs: opts.ackTimeoutMs,
+      wait: opts.wait as WaitMode,
       spinUs: opts.spinUs,
       qpTimeout: opts.qpTimeout,
       retryCount: opts.retry,
@@ -133,7 +150,9 @@ export function run(args: string[]): Promise<number> {
       }
     }
     const bar = progress(opts.count, "replicating");
-    const result = await runWorkload(primary, {
+    const cpuBefore = processCpuUs();
+    const threadBefore = threadCpuUs();
+    const workload = await runWorkload(primary, {
       plan,
       filler,
       count: opts.count,
@@ -141,8 +160,18 @@ export function run(args: string[]): Promise<number> {
       depth: opts.depth,
       onProgress: (done) => bar.update(done),
     });
+    const cpuUs = processCpuUs() - cpuBefore;
+    const threadUs = threadCpuUs() - threadBefore;
     bar.stop();
+    const result = {
+      ...workload,
+      wait: opts.wait,
+      cpuUsPerLog: workload.acked > 0 ? cpuUs / workload.acked : undefined,
+      /** The main thread's share (the rest: V8's compiler and GC threads, Deno's runtime). */
+      mainThreadCpuUsPerLog: workload.acked > 0 ? threadUs / workload.acked : undefined,
+    };
     await writeTrace();
+    if (opts.breakdown) breakdown.writeSync(opts.breakdown);
     const digest = primary.digest();
     const stats = primary.stats();
     if (opts.json) {

@@ -14,7 +14,17 @@ import { openReplicaCache } from "../lib/cache/replica_cache.ts";
 import { checkDenoVersion } from "../lib/version.ts";
 import { trace } from "../lib/trace/trace.ts";
 import "../lib/trace/codes.ts";
-import { parseIntOption, readSecret, runCommand } from "./options.ts";
+import { breakdown } from "../lib/trace/breakdown.ts";
+import type { WaitMode } from "../lib/replication/poller.ts";
+import { processCpuUs } from "../lib/clock.ts";
+import {
+  breakdownOption,
+  checkOutputPath,
+  parseIntOption,
+  readSecret,
+  runCommand,
+  waitOption,
+} from "./options.ts";
 
 /** Serves; resolves with 0 after a clean stop, 1 on failure, 2 on usage errors. */
 export function run(args: string[]): Promise<number> {
@@ -37,12 +47,14 @@ export function run(args: string[]): Promise<number> {
       64,
     )
     .option("--max-log <size>", "largest log accepted, e.g. 1m (default min(1m, ring/2))")
+    .addOption(waitOption())
     .option(
       "--spin-us <us>",
-      "busy-poll before sleeping on the completion channel",
+      "with --wait hybrid: busy-poll this long before sleeping on the completion channel",
       parseIntOption(0, 100000),
       1000,
     )
+    .addOption(breakdownOption())
     .option("--once", "exit after the first session ends")
     .option(
       "--retain",
@@ -101,7 +113,10 @@ export function run(args: string[]): Promise<number> {
       );
     }
     const tracePath = opts.trace;
+    if (tracePath) checkOutputPath(tracePath, "--trace");
+    if (opts.breakdown) checkOutputPath(opts.breakdown, "--breakdown");
     if (tracePath) trace.enable();
+    if (opts.breakdown) breakdown.enable("replica");
     const replica = await Replica.listen({
       memory: cacheHooks?.cache.data,
       onRelease: cacheHooks?.onRelease,
@@ -113,6 +128,7 @@ export function run(args: string[]): Promise<number> {
       ringBytes: parseBytes(opts.ring, "--ring"),
       metaSlots: opts.slots,
       maxLogBytes: opts.maxLog ? parseBytes(opts.maxLog, "--max-log") : undefined,
+      wait: opts.wait as WaitMode,
       spinUs: opts.spinUs,
       retain: (opts.retain ?? false) || cacheHooks !== undefined,
       faults,
@@ -126,6 +142,7 @@ export function run(args: string[]): Promise<number> {
         }
         : undefined,
     });
+    const cpuAtListen = processCpuUs();
     if (opts.readyFile) await Deno.writeTextFile(opts.readyFile, `${replica.port}\n`);
     const stop = Promise.withResolvers<void>();
     const onSignal = () => stop.resolve();
@@ -142,9 +159,12 @@ export function run(args: string[]): Promise<number> {
       Deno.removeSignalListener("SIGTERM", onSignal);
       await replica.close();
       if (tracePath) await trace.writeJsonl(tracePath);
+      if (opts.breakdown) breakdown.writeSync(opts.breakdown);
     }
     const stats = replica.stats();
-    const report = { ...stats, verify: verifier?.value() };
+    const served = stats.accepted + stats.skips;
+    const cpuUsPerLog = served > 0 ? (processCpuUs() - cpuAtListen) / served : undefined;
+    const report = { ...stats, wait: opts.wait, cpuUsPerLog, verify: verifier?.value() };
     if (opts.json) console.log(JSON.stringify(report));
     else console.error(describe(stats, verifier));
     return verifier && verifier.value().mismatches > 0 ? 1 : 0;

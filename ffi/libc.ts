@@ -68,6 +68,8 @@ const symbols = {
   statfs: { parameters: ["buffer", "buffer"], result: "i32" }, // int statfs(const char *path, struct statfs *buf)
   fstatfs: { parameters: ["i32", "buffer"], result: "i32" }, // int fstatfs(int fd, struct statfs *buf)
   flock: { parameters: ["i32", "i32"], result: "i32" }, // int flock(int fd, int operation)
+  clock_gettime: { parameters: ["i32", "buffer"], result: "i32" }, // int clock_gettime(clockid_t clk, struct timespec *tp)
+  getrusage: { parameters: ["i32", "buffer"], result: "i32" }, // int getrusage(int who, struct rusage *usage)
 } as const satisfies Deno.ForeignLibraryInterface;
 
 /** libc, loaded once. */
@@ -132,6 +134,10 @@ export const POLLIN = 0x001;
 export const O_EXCL = 0o200, O_TRUNC = 0o1000, O_DIRECTORY = 0o200000;
 /** lseek whence. */
 export const SEEK_END = 2;
+/** `clock_gettime(2)` clocks (`linux/time.h`). */
+export const CLOCK_MONOTONIC = 1;
+/** `getrusage(2)`: the calling process, or the calling thread. */
+export const RUSAGE_SELF = 0, RUSAGE_THREAD = 1;
 /** flock operations. */
 export const LOCK_EX = 2, LOCK_NB = 4;
 /** `struct statfs` (`<sys/vfs.h>`, x86-64 glibc): `f_type` is the file system's magic number. */

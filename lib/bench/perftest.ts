@@ -2,8 +2,8 @@
  * perftest (`ib_write_lat`, `ib_send_lat`, `ib_write_bw`, ...) between the two ends of the
  * lab topology: the server in B's namespace on B's device, the client in A's targeting
  * B's address (both on the one device for loopback), each bounded by a timeout; the
- * result table is parsed into typed numbers. Also the bounded-process helpers the other
- * bench tools use.
+ * client's `--out_json` report is decoded into typed numbers (`perftest_json.ts`). Also the
+ * bounded-process helpers the other bench tools use.
  *
  * @example
  * ```ts ignore
@@ -16,22 +16,27 @@
  * @module
  */
 import { type Endpoint, inNamespace, type Topology } from "../lab/topology.ts";
+import { parsePerftestJson, type PerftestResult, type PerftestTool } from "./perftest_json.ts";
 
-/** The perftest programs this module runs. */
-export type PerftestTool =
-  | "ib_write_lat"
-  | "ib_send_lat"
-  | "ib_read_lat"
-  | "ib_write_bw"
-  | "ib_send_bw"
-  | "ib_read_bw";
+export type {
+  PerftestBandwidth,
+  PerftestLatency,
+  PerftestResult,
+  PerftestTool,
+} from "./perftest_json.ts";
 
-/** The three anchors every bench run measures next to the project. */
-export const perftestAnchors: readonly { tool: PerftestTool; size: number }[] = [
-  { tool: "ib_write_lat", size: 4096 },
-  { tool: "ib_send_lat", size: 64 },
-  { tool: "ib_write_bw", size: 65536 },
-];
+/**
+ * The anchors every bench run measures next to the project: the one-way WRITE latency at
+ * both log sizes and the one-way 64-byte SEND (the protocol's floor is their sum), and the
+ * WRITE bandwidth at 64 KiB.
+ */
+export const perftestAnchors: readonly { tool: PerftestTool; size: number; iterations: number }[] =
+  [
+    { tool: "ib_write_lat", size: 4096, iterations: 2000 },
+    { tool: "ib_write_lat", size: 65536, iterations: 500 },
+    { tool: "ib_send_lat", size: 64, iterations: 2000 },
+    { tool: "ib_write_bw", size: 65536, iterations: 2000 },
+  ];
 
 /** Bound of one perftest run (server and client) unless the caller gives one. */
 export const perftestTimeoutMsDefault = 60_000;
@@ -54,35 +59,6 @@ export interface PerftestOptions {
   /** Bound of the whole run in ms (default 60 s). */
   timeoutMs?: number;
 }
-
-/** A latency test's row (`*_lat`), in microseconds. */
-export interface PerftestLatency {
-  kind: "latency";
-  tool: PerftestTool;
-  bytes: number;
-  iterations: number;
-  minUs: number;
-  maxUs: number;
-  typicalUs: number;
-  avgUs: number;
-  stdevUs: number;
-  p99Us: number;
-  p999Us: number;
-}
-
-/** A bandwidth test's row (`*_bw`); perftest's MB/sec are 2^20 bytes per second. */
-export interface PerftestBandwidth {
-  kind: "bandwidth";
-  tool: PerftestTool;
-  bytes: number;
-  iterations: number;
-  peakMBps: number;
-  avgMBps: number;
-  msgRateMpps: number;
-}
-
-/** What one perftest run measured. */
-export type PerftestResult = PerftestLatency | PerftestBandwidth;
 
 /** A perftest (or other bench tool) run that failed; the message carries its output. */
 export class BenchToolError extends Error {
@@ -182,7 +158,10 @@ export function findOnPath(program: string): string | undefined {
 
 let portCounter = 0;
 
-/** Runs one perftest between the topology's ends and parses its result row. */
+/**
+ * Runs one perftest between the topology's ends and decodes the client's `--out_json`
+ * report (written to a temporary file, then removed).
+ */
 export async function runPerftest(
   topology: Topology,
   options: PerftestOptions,
@@ -211,90 +190,61 @@ export async function runPerftest(
     `${port}`,
   ];
   const { a, b } = topology;
-  const server = spawnBounded(inNamespace(b, [tool, "-d", b.device, ...common]), timeoutMs);
-  let client: BoundedOutput | undefined;
+  const dir = await Deno.makeTempDir({ prefix: "rrl-perftest-" });
+  const jsonFile = `${dir}/client.json`;
   try {
-    if (await waitForListener(b, port, server)) {
-      const argv = inNamespace(a, [tool, "-d", a.device, ...common, b.address]);
-      client = await spawnBounded(argv, timeoutMs).output;
+    const server = spawnBounded(inNamespace(b, [tool, "-d", b.device, ...common]), timeoutMs);
+    let client: BoundedOutput | undefined;
+    try {
+      if (await waitForListener(b, port, server)) {
+        const json = ["--out_json", `--out_json_file=${jsonFile}`];
+        const argv = inNamespace(a, [tool, "-d", a.device, ...common, ...json, b.address]);
+        client = await spawnBounded(argv, timeoutMs).output;
+      }
+    } finally {
+      if (!client || client.code !== 0) server.kill();
+    }
+    const served = await server.output;
+    const what =
+      `${tool} -s ${size} -n ${iterations} (${a.device} -> ${b.device} ${b.address}:${port})`;
+    if (!client) {
+      throw new BenchToolError(
+        `${what}: the server never listened (exit ${served.code}${
+          served.timedOut ? ", timed out" : ""
+        }); its output:\n${served.stdout}${served.stderr}`,
+      );
+    }
+    if (client.code !== 0) {
+      throw new BenchToolError(
+        `${what} failed: client exit ${client.code}${client.timedOut ? " (timed out)" : ""}\n` +
+          `-- client output:\n${client.stdout}${client.stderr}\n` +
+          `-- server output:\n${served.stdout}${served.stderr}`,
+      );
+    }
+    let text: string;
+    try {
+      text = await Deno.readTextFile(jsonFile);
+    } catch (error) {
+      throw new BenchToolError(
+        `${what} wrote no --out_json report (${(error as Error).message}): perftest 4.5 or ` +
+          `later is needed (apt-get install perftest)\n${client.stdout}`,
+      );
+    }
+    try {
+      return parsePerftestJson(tool, text);
+    } catch (error) {
+      throw new BenchToolError(`${what}: ${(error as Error).message}\n${text}`);
     }
   } finally {
-    if (!client || client.code !== 0) server.kill();
-  }
-  const served = await server.output;
-  const what =
-    `${tool} -s ${size} -n ${iterations} (${a.device} -> ${b.device} ${b.address}:${port})`;
-  if (!client) {
-    throw new BenchToolError(
-      `${what}: the server never listened (exit ${served.code}${
-        served.timedOut ? ", timed out" : ""
-      }); its output:\n${served.stdout}${served.stderr}`,
-    );
-  }
-  if (client.code !== 0) {
-    throw new BenchToolError(
-      `${what} failed: client exit ${client.code}${client.timedOut ? " (timed out)" : ""}\n` +
-        `-- client output:\n${client.stdout}${client.stderr}\n` +
-        `-- server output:\n${served.stdout}${served.stderr}`,
-    );
-  }
-  try {
-    return parsePerftestOutput(tool, client.stdout);
-  } catch (error) {
-    throw new BenchToolError(`${what}: ${(error as Error).message}\n${client.stdout}`);
+    await Deno.remove(dir, { recursive: true }).catch(() => {});
   }
 }
 
-const columnNames: Record<string, string> = {
-  "#bytes": "bytes",
-  "#iterations": "iterations",
-  "t_min[usec]": "minUs",
-  "t_max[usec]": "maxUs",
-  "t_typical[usec]": "typicalUs",
-  "t_avg[usec]": "avgUs",
-  "t_stdev[usec]": "stdevUs",
-  "99% percentile[usec]": "p99Us",
-  "99.9% percentile[usec]": "p999Us",
-  "BW peak[MB/sec]": "peakMBps",
-  "BW average[MB/sec]": "avgMBps",
-  "MsgRate[Mpps]": "msgRateMpps",
-};
-
-/** Parses perftest's result table (the `#bytes` header and the row under it). */
-export function parsePerftestOutput(tool: PerftestTool, text: string): PerftestResult {
-  const lines = text.split("\n");
-  const at = lines.findIndex((line) => line.trim().startsWith("#bytes"));
-  if (at < 0 || at + 1 >= lines.length) throw new Error("no result table ('#bytes' header)");
-  const header = lines[at].match(/#bytes|#iterations|[^\s\[][^\[]*?\[[^\]]*\]/g) ?? [];
-  const values = lines[at + 1].trim().split(/\s+/).map(Number);
-  if (header.length !== values.length || values.some((v) => !Number.isFinite(v))) {
-    throw new Error(`cannot read the result row '${lines[at + 1].trim()}' under '${lines[at]}'`);
-  }
-  const row: Record<string, number> = {};
-  header.forEach((name, i) => {
-    const key = columnNames[name.trim()];
-    if (key) row[key] = values[i];
-  });
-  const need = (keys: string[]) => {
-    const missing = keys.filter((k) => row[k] === undefined);
-    if (missing.length > 0) throw new Error(`the result table lacks ${missing.join(", ")}`);
-  };
-  if (tool.endsWith("_lat")) {
-    need(["bytes", "iterations", "minUs", "maxUs", "typicalUs", "avgUs"]);
-    const { bytes, iterations, minUs, maxUs, typicalUs, avgUs } = row;
-    const { stdevUs = NaN, p99Us = NaN, p999Us = NaN } = row;
-    const latency = { bytes, iterations, minUs, maxUs, typicalUs, avgUs, stdevUs, p99Us, p999Us };
-    return { kind: "latency", tool, ...latency };
-  }
-  need(["bytes", "iterations", "peakMBps", "avgMBps"]);
-  const { bytes, iterations, peakMBps, avgMBps, msgRateMpps = NaN } = row;
-  return { kind: "bandwidth", tool, bytes, iterations, peakMBps, avgMBps, msgRateMpps };
-}
-
-/** One line: `ib_send_lat 64 B: 70.35 us typical, 101.24 us avg` or `... 41.29 MB/s`. */
+/** One line: `ib_send_lat 64 B: 70.35 us typical (one way), ...` or `... 41.29 MB/s`. */
 export function formatPerftest(r: PerftestResult): string {
   return r.kind === "latency"
-    ? `${r.tool} ${r.bytes} B: ${r.typicalUs} us typical, ${r.avgUs} us avg, p99 ${r.p99Us} us`
+    ? `${r.tool} ${r.bytes} B: ${r.typicalUs} us typical (one way), ${r.avgUs} us avg, ` +
+      `p99 ${r.p99Us} us`
     : `${r.tool} ${r.bytes} B: ${r.avgMBps} MB/s (2^20 B) avg, ${r.peakMBps} peak`;
 }
 

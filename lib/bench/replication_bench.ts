@@ -1,47 +1,72 @@
 /**
  * The benchmark suite, run in the lab: every figure next to a reference measured in the same
- * run on the same devices — perftest's `ib_write_lat`/`ib_send_lat`/`ib_write_bw`, the C
- * reference of the protocol (`../shared/bench-ref`, when present), and the same verbs loop
- * in C for the FFI call ways.
+ * run on the same devices. perftest's one-way latencies give the protocol's floor; each
+ * replication point runs ours and the C reference (`../shared/bench-ref`) interleaved
+ * (ours, C, ours, C, ...) in both waits, spinning and event-driven, and reports medians,
+ * min-max spreads and ratios of medians; then the latency breakdown of ours, the cache
+ * service's commit latency, tracing off/on, the FFI call ways and CRC32C. The report's
+ * shape is {@linkcode BenchReport} (documented field by field in the README).
  *
  * @module
  */
-import { crc32cAt, crc32cBackend, isalBackend, jsBackend } from "../log/crc32c.ts";
-import { randomSecret, runTool, startReplica } from "../lab/processes.ts";
+import { summarizeBreakdown } from "../trace/breakdown.ts";
 import type { Topology } from "../lab/topology.ts";
 import { runCLoop } from "./c_loop.ts";
-import { perftestAnchors, type PerftestResult, runPerftest } from "./perftest.ts";
-import { type ReferenceResult, runReference } from "./reference.ts";
-import type { LatencySummary } from "./summary.ts";
-import { denoArgv } from "../lab/processes.ts";
-import { inNamespace } from "../lab/topology.ts";
+import { type OurCommands, type OursRun, probeOurCommands, runOurs } from "./ours.ts";
+import { perftestAnchors, runPerftest } from "./perftest.ts";
+import { type ReferenceRun, referenceSource, runReference, type WaitMode } from "./reference.ts";
+import {
+  bandwidth,
+  type BandwidthPoint,
+  type CachePoint,
+  cachePoint,
+  type FloorPoint,
+  floors,
+  type PerftestEntry,
+  perftestEntry,
+  type ReplicationPoint,
+  replicationPoint,
+  reportFormat,
+  type RunFigures,
+  type Target,
+  targets,
+} from "./report.ts";
+import { interleave, median, ratioOfMedians } from "./repeats.ts";
+import {
+  type CacheRun,
+  cacheRun,
+  type CallWayPoint,
+  type CrcPoint,
+  hotPath,
+  machine,
+  measureCrc,
+} from "./sections.ts";
 
-/** One replication measurement: size, depth, and what our primary and the C one did. */
-export interface ReplicationPoint {
+/** The sections of a bench run, in the order they run. */
+export const benchSections = [
+  "perftest",
+  "replication",
+  "breakdown",
+  "cache",
+  "tracing",
+  "callways",
+  "crc32c",
+] as const;
+
+/** A section of a bench run (`--skip` takes a list of them). */
+export type BenchSection = typeof benchSections[number];
+
+/** Ours at one 4 KiB point with `--breakdown` on: the median of each stage. */
+export interface BreakdownPoint {
   size: number;
   depth: number;
-  ours: LatencySummary;
-  reference?: ReferenceResult;
+  wait: string;
+  /** Logs stamped on both sides (warm-up included when the commands stamp it). */
+  logs: number;
+  stages: { name: string; p50_us: number }[];
 }
 
-/** One way of calling the inline verbs. */
-export interface CallWayPoint {
-  way: string;
-  nsPerRound: number;
-  nsPerEmptyPoll: number;
-}
-
-/** The host cache service: commit latency next to the raw replication latency, same run. */
-export interface CachePoint {
-  size: number;
-  depth: number;
-  /** NVMe submission to completion (the guest's view). */
-  commit: LatencySummary;
-  /** Log posted to OK ack, inside the same run. */
-  replication: LatencySummary;
-}
-
-/** The same replication point with tracing off and on, alternating runs. */
+/** The same point with tracing off and on, runs alternating. */
 export interface TracingPoint {
   size: number;
   depth: number;
@@ -49,249 +74,310 @@ export interface TracingPoint {
   off: number[];
   /** ops/s of each run with `--trace` on both sides. */
   on: number[];
+  /** Median on / median off. */
+  ratio: number | null;
 }
 
-/** Everything one bench run measured. */
+/** Everything one bench run measured (the `--json` output). */
 export interface BenchReport {
+  format: string;
   machine: Record<string, string>;
-  perftest: PerftestResult[];
+  options: {
+    repeats: number;
+    logs_4k: number;
+    logs_64k: number;
+    warmup: number;
+    waits: WaitMode[];
+    skipped: BenchSection[];
+  };
+  /** Which contracted options our commands have (`--wait`, `--breakdown`). */
+  ours_commands: OurCommands;
+  perftest: PerftestEntry[];
   replication: ReplicationPoint[];
+  floors: FloorPoint[];
+  bandwidth: BandwidthPoint[];
+  breakdown: BreakdownPoint[];
   cache: CachePoint[];
   tracing: TracingPoint[];
-  callWays: CallWayPoint[];
-  crc32c: { backend: string; size: number; mbPerSec: number }[];
+  call_ways: CallWayPoint[];
+  crc32c: CrcPoint[];
+  targets: Target[];
+  /** What was left out and why. */
+  notes: string[];
+  /** Runs that failed (the rest of the bench went on without them). */
+  failures: string[];
+  elapsed_s: number;
 }
 
 /** What to measure. */
 export interface BenchOptions {
+  /** Timed logs per run at 4 KiB. */
   count: number;
-  /** Logs replicated before measuring ours (V8's JIT warms up; slow under TCG). */
+  /** Timed logs per run at 64 KiB (fewer: a 64 KiB log is ~4x slower under TCG). */
+  countLarge: number;
+  /** Logs replicated before timing, the same for ours and C. */
   warmup: number;
+  /** Runs of each implementation per point, interleaved. */
+  repeats: number;
   points: { size: number; depth: number }[];
+  waits: WaitMode[];
+  skip: BenchSection[];
   hotRounds: number;
+  /** Progress and section lines (stderr). */
   log: (line: string) => void;
 }
 
-/** Runs every measurement on `topology`; sections whose tool is missing are left out with a line. */
+/** Tracing off/on runs per depth. */
+const tracingRuns = 2;
+/** Logs per cache run (the cache service is slower than raw replication: ~75 s per 1000). */
+const cacheLogsMax = 500;
+
+/** Runs every section not skipped; a failing run is recorded in `failures` and skipped. */
 export async function runBench(topology: Topology, o: BenchOptions): Promise<BenchReport> {
+  const started = performance.now();
+  const has = (s: BenchSection) => !o.skip.includes(s);
   const report: BenchReport = {
+    format: reportFormat,
     machine: machine(),
+    options: {
+      repeats: o.repeats,
+      logs_4k: o.count,
+      logs_64k: o.countLarge,
+      warmup: o.warmup,
+      waits: o.waits,
+      skipped: o.skip,
+    },
+    ours_commands: { wait: false, breakdown: false },
     perftest: [],
     replication: [],
+    floors: [],
+    bandwidth: [],
+    breakdown: [],
     cache: [],
     tracing: [],
-    callWays: [],
+    call_ways: [],
     crc32c: [],
+    targets: [],
+    notes: [],
+    failures: [],
+    elapsed_s: 0,
   };
-  o.log(`bench: ${report.machine.cpu}; kernel ${report.machine.kernel}; ${report.machine.lab}`);
-  for (const anchor of perftestAnchors) {
-    report.perftest.push(
-      await runPerftest(topology, { tool: anchor.tool, size: anchor.size, iterations: 2000 }),
-    );
+  const m = report.machine;
+  o.log(`bench: ${m.cpu}; kernel ${m.kernel}; ${m.lab}`);
+  const can = await probeOurCommands();
+  report.ours_commands = can;
+  if (!can.wait) {
+    report.notes.push("Our commands have no --wait yet: ours ran with its default wait in both");
   }
-  for (const point of o.points) {
-    const ours = await replicate(topology, point.size, point.depth, o.count, o.warmup);
-    const reference = await runReference(topology, {
-      size: point.size,
-      depth: point.depth,
-      count: o.count,
-    });
-    report.replication.push({ ...point, ours, reference });
-    o.log(`bench: replication ${point.size} B depth ${point.depth} done`);
+  const haveC = referenceSource() !== undefined;
+  if (!haveC) report.notes.push("The C reference (../shared/bench-ref) is absent: no C figures");
+  const breakdownDepths = has("breakdown") && can.breakdown ? [1, 16] : [];
+  if (has("breakdown") && !can.breakdown) {
+    report.notes.push("Our commands have no --breakdown yet: no latency breakdown");
   }
-  for (const depth of [1, 16]) {
-    report.cache.push(await cacheCommit(topology, 4096, depth, Math.min(o.count, 1000)));
-    o.log(`bench: cache commit 4096 B depth ${depth} done`);
-  }
-  for (const depth of [1, 16]) {
-    const point: TracingPoint = { size: 4096, depth, off: [], on: [] };
-    for (let run = 0; run < tracingRuns; run++) {
-      point.off.push((await replicate(topology, 4096, depth, o.count, o.warmup)).ops_per_s);
-      point.on.push((await replicate(topology, 4096, depth, o.count, o.warmup, true)).ops_per_s);
+  const steps = new Steps(o.log, started, {
+    perftest: has("perftest") ? perftestAnchors.length : 0,
+    replication: has("replication")
+      ? o.points.length * o.waits.length * o.repeats * (haveC ? 2 : 1)
+      : 0,
+    breakdown: breakdownDepths.length,
+    cache: has("cache") ? 2 * o.repeats : 0,
+    tracing: has("tracing") ? 2 * tracingRuns * 2 : 0,
+    callways: has("callways") ? 3 : 0,
+    crc32c: has("crc32c") ? 1 : 0,
+  });
+  const attempt = async <T>(what: string, fn: () => Promise<T>): Promise<T | undefined> => {
+    steps.next(what);
+    try {
+      return await fn();
+    } catch (error) {
+      const message = `${what}: ${(error as Error).message}`;
+      report.failures.push(message);
+      o.log(`bench: FAILED ${message}`);
+      return undefined;
     }
-    report.tracing.push(point);
-    o.log(`bench: tracing off/on 4096 B depth ${depth} done`);
+  };
+  const logsAt = (size: number) => size >= 65536 ? o.countLarge : o.count;
+
+  if (has("perftest")) {
+    for (const { tool, size, iterations } of perftestAnchors) {
+      const r = await attempt(
+        `perftest ${tool} -s ${size}`,
+        () => runPerftest(topology, { tool, size, iterations }),
+      );
+      if (r) report.perftest.push(perftestEntry(r));
+    }
   }
-  for (const way of ["libffi", "fnptr"]) {
-    report.callWays.push(await hotPath(topology, way, o.hotRounds));
+
+  if (has("replication")) {
+    for (const { size, depth } of o.points) {
+      for (const wait of o.waits) {
+        const logs = logsAt(size);
+        const where = `${size / 1024} KiB depth ${depth} ${wait}`;
+        const ours: RunFigures[] = [];
+        const c: RunFigures[] = [];
+        const order = interleave("ours", "c", o.repeats);
+        for (const [i, who] of order.entries()) {
+          const what = `replication ${where}: ${who} (repeat ${(i >> 1) + 1}/${o.repeats})`;
+          if (who === "ours") {
+            const run = await attempt(
+              what,
+              () => runOurs(topology, { size, depth, count: logs, warmup: o.warmup, wait, can }),
+            );
+            if (run) ours.push(oursFigures(run));
+          } else if (haveC) {
+            const run = await attempt(
+              what,
+              () => runReference(topology, { size, depth, count: logs, warmup: o.warmup, wait }),
+            );
+            if (run) c.push(cFigures(run));
+          }
+        }
+        report.replication.push(
+          replicationPoint({
+            size,
+            depth,
+            wait,
+            logs,
+            warmup: o.warmup,
+            ours,
+            c: haveC ? c : undefined,
+          }),
+        );
+      }
+    }
+    report.floors = floors(report.perftest, report.replication);
+    report.bandwidth = bandwidth(report.perftest, report.replication);
   }
-  const c = await runCLoop(topology, { rounds: o.hotRounds });
-  report.callWays.push({ way: "c", nsPerRound: c.nsPerRound, nsPerEmptyPoll: c.nsPerEmptyPoll });
-  report.crc32c = measureCrc();
+
+  for (const depth of breakdownDepths) {
+    const size = 4096;
+    const wait: WaitMode = "events";
+    const dir = await Deno.makeTempDir({ prefix: "rrl-bench-breakdown-" });
+    const files = { primary: `${dir}/primary.json`, replica: `${dir}/replica.json` };
+    const point = await attempt(`breakdown ${size / 1024} KiB depth ${depth} ${wait}`, async () => {
+      await runOurs(topology, {
+        size,
+        depth,
+        count: o.count,
+        warmup: o.warmup,
+        wait,
+        can,
+        breakdown: files,
+      });
+      const s = await summarizeBreakdown(files.primary, files.replica);
+      const stages = s.stages.map((x) => ({ name: x.name, p50_us: x.p50Us }));
+      return { size, depth, wait, logs: s.logs, stages };
+    }).finally(() => Deno.remove(dir, { recursive: true }).catch(() => {}));
+    if (point) report.breakdown.push(point);
+  }
+
+  if (has("cache")) {
+    for (const depth of [1, 16]) {
+      const size = 4096;
+      const logs = Math.min(o.count, cacheLogsMax);
+      const runs: CacheRun[] = [];
+      for (let i = 0; i < o.repeats; i++) {
+        const what = `cache commit ${size / 1024} KiB depth ${depth} (repeat ${
+          i + 1
+        }/${o.repeats})`;
+        const run = await attempt(what, () => cacheRun(topology, { size, depth, count: logs }));
+        if (run) runs.push(run);
+      }
+      report.cache.push(cachePoint({ size, depth, logs }, runs));
+    }
+  }
+
+  if (has("tracing")) {
+    for (const depth of [1, 16]) {
+      const point: TracingPoint = { size: 4096, depth, off: [], on: [], ratio: null };
+      for (let i = 0; i < tracingRuns * 2; i++) {
+        const traced = i % 2 === 1;
+        const what = `tracing ${traced ? "on" : "off"} 4 KiB depth ${depth} (run ${(i >> 1) + 1})`;
+        const run = await attempt(what, () =>
+          runOurs(topology, {
+            size: 4096,
+            depth,
+            count: o.count,
+            warmup: o.warmup,
+            can,
+            traced,
+          }));
+        if (run) (traced ? point.on : point.off).push(run.summary.ops_per_s);
+      }
+      point.ratio = ratioOfMedians(median(point.on), median(point.off));
+      report.tracing.push(point);
+    }
+  }
+
+  if (has("callways")) {
+    for (const way of ["libffi", "fnptr"]) {
+      const r = await attempt(`FFI call way ${way}`, () => hotPath(topology, way, o.hotRounds));
+      if (r) report.call_ways.push(r);
+    }
+    const c = await attempt(
+      "FFI call way: the same loop in C",
+      () => runCLoop(topology, { rounds: o.hotRounds }),
+    );
+    if (c) {
+      report.call_ways.push({
+        way: "c",
+        ns_per_round: c.nsPerRound,
+        ns_per_empty_poll: c.nsPerEmptyPoll,
+      });
+    }
+  }
+
+  if (has("crc32c")) {
+    steps.next("CRC32C backends");
+    report.crc32c = measureCrc();
+  }
+  report.targets = targets(report);
+  report.elapsed_s = Math.round((performance.now() - started) / 1000);
   return report;
 }
 
-/** Alternating off/on runs per tracing point. */
-const tracingRuns = 2;
-
-async function replicate(
-  topology: Topology,
-  size: number,
-  depth: number,
-  count: number,
-  warmup: number,
-  traced = false,
-): Promise<LatencySummary> {
-  const env = { RRL_SECRET: randomSecret() };
-  const { a, b } = topology;
-  const trace = (side: string) =>
-    traced ? ["--trace", `/dev/shm/rrl-bench-${Deno.pid}-${side}.trace.jsonl`] : [];
-  await using replica = await startReplica(b, [
-    "--ring",
-    "64m",
-    "--slots",
-    String(Math.max(64, depth + 2)),
-    "--once",
-    "--json",
-    ...trace("replica"),
-  ], env);
-  const out = await runTool(a, "cmd/primary.ts", [
-    "--device",
-    a.device,
-    "--host",
-    b.address,
-    "--port",
-    String(replica.port),
-    "-n",
-    String(count),
-    "-s",
-    String(size),
-    "-q",
-    String(depth),
-    "--ring",
-    "64m",
-    "--lba",
-    "seq",
-    "--warmup",
-    String(warmup),
-    "--json",
-    ...trace("primary"),
-  ], { env, timeoutMs: 300_000 });
-  for (const side of traced ? ["replica", "primary"] : []) {
-    await Deno.remove(`/dev/shm/rrl-bench-${Deno.pid}-${side}.trace.jsonl`).catch(() => {});
-  }
-  // deno-lint-ignore no-explicit-any
-  const result = (out.json as any).result;
-  if (out.code !== 0 || result.acked !== count) {
-    throw new Error(
-      `Our primary acked ${result?.acked} of ${count} (exit ${out.code}): ${result?.failure ?? ""}`,
-    );
-  }
-  return result.summary;
-}
-
-async function cacheCommit(
-  topology: Topology,
-  size: number,
-  depth: number,
-  count: number,
-): Promise<CachePoint> {
-  const env = { RRL_SECRET: randomSecret() };
-  const { a, b } = topology;
-  const dir = await Deno.makeTempDir({ dir: "/dev/shm", prefix: "rrl-bench-" });
-  try {
-    await using replica = await startReplica(b, [
-      "--ring",
-      "16m",
-      "--cache",
-      `${dir}/replica.cache`,
-      "--once",
-      "--json",
-    ], env);
-    const out = await runTool(a, "cmd/cache.ts", [
-      "--device",
-      a.device,
-      "--host",
-      b.address,
-      "--port",
-      String(replica.port),
-      "--cache",
-      `${dir}/primary.cache`,
-      "--backing",
-      `${dir}/backing.img`,
-      "--ring",
-      "16m",
-      "--capacity",
-      "256m",
-      "-n",
-      String(count),
-      "-s",
-      String(size),
-      "-q",
-      String(depth),
-      "--flush-every",
-      "0",
-      "--no-verify",
-      "--json",
-    ], { env, timeoutMs: 300_000 });
-    // deno-lint-ignore no-explicit-any
-    const json = out.json as any;
-    if (out.code !== 0 || json.result.writesOk !== count) {
-      throw new Error(`The cache service completed ${json.result?.writesOk} of ${count} writes`);
-    }
-    return {
-      size,
-      depth,
-      commit: json.result.commitLatency,
-      replication: json.replication.summary,
-    };
-  } finally {
-    await Deno.remove(dir, { recursive: true }).catch(() => {});
-  }
-}
-
-async function hotPath(topology: Topology, way: string, rounds: number): Promise<CallWayPoint> {
-  const argv = inNamespace(
-    topology.a,
-    denoArgv("lib/bench/hot_path.ts", [
-      topology.a.device,
-      topology.a.address,
-      topology.b.device,
-      topology.b.address,
-      String(rounds),
-      "5000",
-      "0",
-    ]),
-  );
-  const out = await new Deno.Command(argv[0], {
-    args: argv.slice(1),
-    env: { RRL_FFI_CALL: way },
-    stdin: "null",
-  }).output();
-  const json = JSON.parse(new TextDecoder().decode(out.stdout).trim().split("\n").at(-1)!);
-  return { way: json.way, nsPerRound: json.nsPerRound, nsPerEmptyPoll: json.nsPerEmptyPoll };
-}
-
-function measureCrc(): BenchReport["crc32c"] {
-  const out: BenchReport["crc32c"] = [];
-  const buffer = new Uint8Array(new ArrayBuffer(1 << 20)).fill(7);
-  const address = Number(Deno.UnsafePointer.value(Deno.UnsafePointer.of(buffer)));
-  const backends = [["js", jsBackend], ["isal", isalBackend()]] as const;
-  for (const [name, backend] of backends) {
-    if (!backend) continue;
-    for (const size of [4096, 262144]) {
-      const total = 64 << 20;
-      const t0 = performance.now();
-      for (let done = 0; done < total; done += size) backend.updateAt(0, address, 0, size);
-      out.push({ backend: name, size, mbPerSec: total / 1e6 / ((performance.now() - t0) / 1000) });
-    }
-  }
-  crc32cAt(address, 0, 4096); // the selected backend, as the replica uses it
-  return out;
-}
-
-function machine(): Record<string, string> {
-  const cpuinfo = Deno.readTextFileSync("/proc/cpuinfo");
-  const cpu = /model name\s*:\s*(.*)/.exec(cpuinfo)?.[1] ?? "unknown CPU";
-  const cpus = (cpuinfo.match(/^processor\s*:/gm) ?? []).length;
-  const lab = Deno.env.get("RRL_IN_LAB") === "vm"
-    ? "QEMU TCG lab VM (ratios only; absolute times are slow)"
-    : "native";
+function oursFigures(run: OursRun): RunFigures {
   return {
-    cpu: `${cpu} x${cpus}`,
-    kernel: Deno.osRelease(),
-    lab,
-    deno: Deno.version.deno,
-    crc32c: crc32cBackend(),
+    ops_per_s: run.summary.ops_per_s,
+    mb_per_s: run.summary.mb_per_s,
+    p50_us: run.summary.p50,
+    p99_us: run.summary.p99,
+    cpu_us_per_log: run.cpuUsPerLog,
+    replica_cpu_us_per_log: run.replicaCpuUsPerLog,
+    wait: run.wait ?? null,
   };
+}
+
+function cFigures(run: ReferenceRun): RunFigures {
+  return {
+    ops_per_s: run.ops_per_s,
+    mb_per_s: run.mb_per_s,
+    p50_us: run.p50,
+    p99_us: run.p99,
+    cpu_us_per_log: run.cpu_us_per_log,
+    replica_cpu_us_per_log: run.replica_cpu_us_per_log,
+    wait: run.wait,
+  };
+}
+
+/** Progress lines: `bench: [12/63 4m05s] replication 4 KiB depth 16 spin: c (repeat 2/3)`. */
+class Steps {
+  #done = 0;
+  #total: number;
+
+  constructor(
+    private readonly log: (line: string) => void,
+    private readonly started: number,
+    counts: Record<BenchSection, number>,
+  ) {
+    this.#total = Object.values(counts).reduce((x, y) => x + y, 0);
+  }
+
+  next(what: string): void {
+    this.#done++;
+    const s = Math.round((performance.now() - this.started) / 1000);
+    const clock = `${Math.floor(s / 60)}m${String(s % 60).padStart(2, "0")}s`;
+    this.log(`bench: [${this.#done}/${this.#total} ${clock}] ${what}`);
+  }
 }

@@ -1,14 +1,14 @@
 /**
- * Drives a primary with a seeded workload: `depth` logs in flight, each filled straight
- * into the data ring by {@linkcode DataFiller}, for a count or a duration; records every
- * acked log's latency and counts refusals.
+ * Drives a primary with a seeded workload through its allocation-free stream: `depth` logs
+ * in flight, each filled straight into the data ring by {@linkcode DataFiller}, for a count
+ * or a duration; records every acked log's latency and counts refusals.
  *
  * @module
  */
-import type { Primary } from "../replication/primary.ts";
+import type { LogProducer, Primary, ReplicatedLog, StreamLog } from "../replication/primary.ts";
 import { ReplicationError } from "../replication/errors.ts";
 import { LatencyRecorder, type LatencySummary } from "./summary.ts";
-import { DataFiller, plannedOp, WorkloadPlan } from "./workload.ts";
+import { type DataFiller, plannedOp, type WorkloadPlan } from "./workload.ts";
 
 /** Options of {@linkcode runWorkload}. */
 export interface RunWorkloadOptions {
@@ -51,50 +51,78 @@ export async function runWorkload(
   if (!Number.isInteger(o.depth) || o.depth < 1 || o.depth > primary.depth) {
     throw new RangeError(`depth must be 1..${primary.depth} (the primary's), got ${o.depth}`);
   }
-  const latency = new LatencyRecorder();
-  const op = plannedOp();
-  const started = performance.now();
-  const deadline = started + o.durationMs;
-  const progressEvery = o.progressEvery ?? 100;
-  let submitted = 0;
-  let acked = 0;
-  let refused = 0;
-  let lastSeq = 0;
-  let inOrder = true;
-  let failure: string | undefined;
-
-  const worker = async () => {
-    while (submitted < o.count && failure === undefined && performance.now() < deadline) {
-      o.plan.next(op);
-      const { seq: opIndex, bytes, lba } = op;
-      submitted++;
-      try {
-        const log = await primary.replicate(
-          (ring, offset, length) => o.filler.fill(ring, offset, length, opIndex, lba),
-          { lba, length: bytes },
-        );
-        if (log.seq <= lastSeq) inOrder = false;
-        lastSeq = log.seq;
-        acked++;
-        latency.record(log.latencyUs, log.length);
-      } catch (error) {
-        if (error instanceof ReplicationError) refused++;
-        else failure ??= (error as Error).message;
-      }
-      const done = acked + refused;
-      if (o.onProgress && done % progressEvery === 0) o.onProgress(done);
-    }
-  };
-  await Promise.all(Array.from({ length: o.depth }, worker));
-  const elapsedMs = performance.now() - started;
-  o.onProgress?.(acked + refused);
+  const producer = new WorkloadProducer(o);
+  const result = await primary.stream(producer, { depth: o.depth });
+  const elapsedMs = performance.now() - producer.started;
+  o.onProgress?.(producer.acked + producer.refused);
   return {
-    submitted,
-    acked,
-    refused,
-    inOrder,
+    submitted: producer.submitted,
+    acked: producer.acked,
+    refused: producer.refused,
+    inOrder: producer.inOrder,
     elapsedMs,
-    summary: latency.summary(Math.max(elapsedMs, 0.001)),
-    failure,
+    summary: producer.latency.summary(Math.max(elapsedMs, 0.001)),
+    failure: producer.failure ?? result.failure?.message,
   };
+}
+
+/**
+ * The workload as a {@linkcode LogProducer}: the plan describes each log, the filler
+ * writes it into the ring, acks feed the histogram. At most `depth` logs are in flight
+ * (the primary's own depth bounds it too). Allocates nothing per log.
+ */
+class WorkloadProducer implements LogProducer {
+  readonly latency = new LatencyRecorder();
+  readonly started = performance.now();
+  readonly #o: RunWorkloadOptions;
+  readonly #op = plannedOp();
+  readonly #deadline: number;
+  readonly #progressEvery: number;
+  submitted = 0;
+  acked = 0;
+  refused = 0;
+  inOrder = true;
+  failure: string | undefined;
+  #lastSeq = 0;
+
+  constructor(o: RunWorkloadOptions) {
+    this.#o = o;
+    this.#deadline = this.started + o.durationMs;
+    this.#progressEvery = o.progressEvery ?? 100;
+  }
+
+  next(out: StreamLog): boolean {
+    const o = this.#o;
+    if (this.submitted >= o.count || this.failure !== undefined) return false;
+    if (o.durationMs !== Infinity && performance.now() >= this.#deadline) return false;
+    o.plan.next(this.#op);
+    out.length = this.#op.bytes;
+    out.lba = this.#op.lba;
+    out.fua = false;
+    this.submitted++;
+    return true;
+  }
+
+  fill(ring: Uint8Array, offset: number, length: number): void {
+    this.#o.filler.fill(ring, offset, length, this.#op.seq, this.#op.lba);
+  }
+
+  replicated(log: ReplicatedLog): void {
+    if (log.seq <= this.#lastSeq) this.inOrder = false;
+    this.#lastSeq = log.seq;
+    this.acked++;
+    this.latency.record(log.latencyUs, log.length);
+    this.#progress();
+  }
+
+  failed(_seq: number, error: Error): void {
+    if (error instanceof ReplicationError) this.refused++;
+    else this.failure ??= error.message;
+    this.#progress();
+  }
+
+  #progress(): void {
+    const done = this.acked + this.refused;
+    if (this.#o.onProgress && done % this.#progressEvery === 0) this.#o.onProgress(done);
+  }
 }

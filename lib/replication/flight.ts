@@ -25,6 +25,14 @@ export interface ReplicatedLog {
   ackedAt: number;
 }
 
+/** Where a stream's log reports its end (the allocation-free path: no promise per log). */
+export interface LogSink {
+  /** The log was replicated; `log` is reused: copy what you keep. */
+  replicated(log: ReplicatedLog): void;
+  /** The replica refused the log, or the session failed with it in flight. */
+  failed(seq: number, error: Error): void;
+}
+
 /** One record in flight (reused). */
 export class Entry {
   kind: number = Kind.LOG;
@@ -45,6 +53,8 @@ export class Entry {
   /** For a RAW record: receives the ack as it came. */
   onAck: ((ack: Ack) => void) | undefined = undefined;
   reject: ((error: Error) => void) | undefined = undefined;
+  /** For a stream's log: where its end is reported (instead of resolve/reject). */
+  sink: LogSink | undefined = undefined;
 }
 
 /** A pool of `capacity` entries and a FIFO over them. */
@@ -74,6 +84,7 @@ export class Flight {
     e.resolve = undefined;
     e.reject = undefined;
     e.onAck = undefined;
+    e.sink = undefined;
     return e;
   }
 
@@ -89,6 +100,7 @@ export class Flight {
     e.resolve = undefined;
     e.reject = undefined;
     e.onAck = undefined;
+    e.sink = undefined;
     if (this.#free.length < this.capacity) this.#free.push(e);
   }
 

@@ -1,33 +1,63 @@
 /**
- * Drives a completion queue from Deno's event loop: busy-polls while completions flow,
- * yields to the event loop now and then (TCP control traffic, timers), and after
- * `spinUs` without a completion arms the CQ and waits on its completion channel
- * (`poll(2)` on Deno's blocking pool), so an idle side costs no CPU.
+ * Drives a completion queue from Deno's event loop without going through it for every
+ * completion: a synchronous loop polls the CQ and hands each batch to its handler (which
+ * posts more work in the same turn), and leaves the loop only when it must — a microtask
+ * turn when promises were settled (the promise API's callers post from there), a
+ * macrotask turn at least every {@linkcode macroYieldEveryMs} (TCP control traffic,
+ * timers, signals), or a sleep on the completion channel when the CQ is quiet.
+ *
+ * Three ways to wait when the CQ is empty ({@linkcode WaitMode}):
+ * - `spin`: poll again, never sleep (lowest latency when a CPU is free for it);
+ * - `events`: arm the CQ and sleep on its completion channel at once, like the C
+ *   reference's `-e` (CPU time is then the work done per completion);
+ * - `hybrid`: spin for `spinUs` after the last completion, then sleep.
+ *
+ * A sleep is a synchronous `poll(2)` of at most `syncWaitMs` on this thread when this is
+ * the process's only running poller (no thread hop when the event comes), else an
+ * asynchronous wait on Deno's blocking pool. Nothing is allocated per completion or per
+ * empty poll: only the macrotask yields (bounded in time) and asynchronous waits allocate.
  *
  * @module
  */
+import { libc } from "../../ffi/libc.ts";
 import type { CompletionQueue } from "../verbs/cq.ts";
+
+/** How a poller waits when its CQ is empty. */
+export type WaitMode = "spin" | "events" | "hybrid";
+
+/** The wait modes, for option parsers. */
+export const waitModes: readonly WaitMode[] = ["spin", "events", "hybrid"];
 
 /** Options of {@linkcode CompletionPoller}. */
 export interface PollerOptions {
-  /** Busy-poll this long after the last completion before sleeping on the channel. */
+  /** How to wait when the CQ is empty (default `hybrid`). */
+  wait?: WaitMode;
+  /** `hybrid`: busy-poll this long after the last completion before sleeping. */
   spinUs: number;
-  /** Longest sleep on the channel before checking timeouts again. */
+  /** Longest asynchronous sleep on the channel before checking timeouts again. */
   idleWaitMs: number;
   /** Called with the number of completions in the CQ's array; handles them. */
   onCompletions(count: number): void;
-  /** Called every time the loop comes round (timeouts); may stop the poller. */
+  /** Called once per loop turn with the time of that turn (timeouts); may stop the poller. */
   onTick?(now: number): void;
   /**
+   * True when the handler settled promises whose callers need a microtask turn to post
+   * more (the promise API); the loop then awaits once before polling again. Called once
+   * per loop turn: it may reset what it reports.
+   */
+  wantsTurn?(): boolean;
+  /** Work posted so far: a turn ends early once it grew (the callers posted). */
+  postedCount?(): number;
+  /**
    * Sleep on the channel in a synchronous poll(2) of at most this many ms when this is the
-   * process's only running poller (default 2; 0: always sleep on Deno's blocking pool).
-   * A sync wait wakes without a thread hop (much faster under emulation) but blocks the
-   * event loop for up to this long; with several pollers in one process it would block
-   * the others, so they sleep on the blocking pool instead.
+   * process's only running poller (default 2, or `RRL_SYNC_WAIT_MS`; 0: always sleep on
+   * Deno's blocking pool). It blocks the event loop for up to this long.
    */
   syncWaitMs?: number;
 }
 
+/** Microtask turns given to promise callers at most, one per level of their chains. */
+const turnAwaitsMax = 16;
 /** After this long without completions, sleep on the blocking pool (costs no CPU). */
 const syncWaitWhileQuietMs = 50;
 /** Pollers running in this process (sync waits only when alone). */
@@ -35,32 +65,26 @@ let runningPollers = 0;
 
 /** Largest spin a caller may ask for. */
 export const spinUsMax = 100_000;
-/** While busy, yield to the event loop (TCP control, timers, signals) this often. */
-const macroYieldEveryMs = 50;
+/** The synchronous loop yields to the event loop (TCP control, timers) at least this often. */
+export const macroYieldEveryMs = 50;
+/** ... and this often while it has seen no completion for this long (idle spinning). */
+export const idleMacroYieldMs = 1;
 
-/** Yields to the event loop (I/O, timers) in a few microseconds, unlike setTimeout(0). */
+/**
+ * Yields to the event loop with a guaranteed I/O poll: a zero-timeout `poll(2)` on Deno's
+ * blocking pool (a macrotask that parks the runtime, so sockets, timers and signals are
+ * served), unlike a resolved promise or a message port that can keep it busy.
+ */
 export class EventLoopYield {
-  #channel: MessageChannel | undefined;
-  #resolve: (() => void) | undefined;
+  readonly #none = new Uint8Array(new ArrayBuffer(8)); // struct pollfd, unused (nfds 0)
 
   /** Resolves after one turn of the event loop. */
-  next(): Promise<void> {
-    if (!this.#channel) {
-      this.#channel = new MessageChannel();
-      this.#channel.port1.onmessage = () => this.#resolve?.();
-    }
-    return new Promise((resolve) => {
-      this.#resolve = resolve;
-      this.#channel!.port2.postMessage(0);
-    });
+  async next(): Promise<void> {
+    await libc.symbols.poll(this.#none, 0n, 0);
   }
 
-  /** Releases the channel (it would keep the process alive). */
-  close(): void {
-    this.#channel?.port1.close();
-    this.#channel?.port2.close();
-    this.#channel = undefined;
-  }
+  /** Nothing to release (kept for callers). */
+  close(): void {}
 }
 
 /** The loop over one CQ (which must have a completion channel). */
@@ -68,13 +92,18 @@ export class CompletionPoller {
   readonly #cq: CompletionQueue;
   readonly #options: PollerOptions;
   readonly #yield = new EventLoopYield();
+  readonly #wait: WaitMode;
+  readonly #syncWaitMs: number;
   #running: Promise<void> | undefined;
   #stopped = false;
-  readonly #syncWaitMs: number;
 
   /** Validates the options; `start()` begins polling. */
   constructor(cq: CompletionQueue, options: PollerOptions) {
     if (!cq.channel) throw new RangeError(`${cq.label} needs a completion channel to sleep on`);
+    const wait = options.wait ?? "hybrid";
+    if (!waitModes.includes(wait)) {
+      throw new RangeError(`wait must be one of ${waitModes.join(", ")}, got ${wait}`);
+    }
     if (!Number.isInteger(options.spinUs) || options.spinUs < 0 || options.spinUs > spinUsMax) {
       throw new RangeError(`spinUs must be 0..${spinUsMax}, got ${options.spinUs}`);
     }
@@ -85,6 +114,7 @@ export class CompletionPoller {
     }
     this.#cq = cq;
     this.#options = options;
+    this.#wait = wait;
     this.#syncWaitMs = options.syncWaitMs ?? Number(Deno.env.get("RRL_SYNC_WAIT_MS") ?? 2);
     if (!Number.isInteger(this.#syncWaitMs) || this.#syncWaitMs < 0 || this.#syncWaitMs > 100) {
       throw new RangeError(`syncWaitMs must be 0..100, got ${this.#syncWaitMs}`);
@@ -111,27 +141,60 @@ export class CompletionPoller {
     return this.#running ?? Promise.resolve();
   }
 
+  /**
+   * How long the loop may run without a macrotask turn: {@linkcode macroYieldEveryMs}
+   * while completions flow, {@linkcode idleMacroYieldMs} once it has seen none for that
+   * long (then nothing is lost by yielding, and timers and sockets wait less).
+   */
+  #macroDueMs(now: number, lastActivity: number): number {
+    return now - lastActivity >= idleMacroYieldMs ? idleMacroYieldMs : macroYieldEveryMs;
+  }
+
   async #loop(): Promise<void> {
     const cq = this.#cq;
-    const { spinUs, idleWaitMs, onCompletions, onTick } = this.#options;
-    let lastActivity = performance.now();
-    let lastMacroYield = lastActivity;
+    const { onCompletions, onTick, wantsTurn } = this.#options;
+    // Spin budget after the last completion: none for events, unbounded for spin.
+    const spinMs = this.#wait === "spin"
+      ? Infinity
+      : this.#wait === "events"
+      ? 0
+      : this.#options.spinUs / 1000;
+    let now = performance.now();
+    let lastActivity = now;
+    let lastMacroYield = now;
     while (!this.#stopped) {
-      const n = cq.poll();
-      const now = performance.now();
-      if (n > 0) {
-        onCompletions(n);
-        lastActivity = now;
-      }
-      onTick?.(now);
-      if (this.#stopped) break;
-      if (n > 0 || (now - lastActivity) * 1000 < spinUs) {
-        if (now - lastMacroYield >= macroYieldEveryMs) {
-          lastMacroYield = now;
-          await this.#yield.next();
-        } else {
-          await null; // let resolved callers run and post more work
+      // The synchronous part: poll, handle, poll again, until a reason to leave.
+      let turn = false;
+      for (;;) {
+        const n = cq.poll();
+        if (n > 0) onCompletions(n);
+        now = performance.now();
+        if (n > 0) lastActivity = now;
+        onTick?.(now);
+        if (this.#stopped) break;
+        if (wantsTurn !== undefined && wantsTurn()) {
+          turn = true;
+          break;
         }
+        if (now - lastMacroYield >= this.#macroDueMs(now, lastActivity)) break;
+        if (n === 0 && now - lastActivity >= spinMs) break;
+      }
+      if (this.#stopped) break;
+      if (turn) {
+        // The settled promises' callers run and post more. A microtask queued by a caller
+        // lands behind this loop's own continuation, so await once per level of their
+        // promise chains, until they posted something (bounded).
+        const posted = this.#options.postedCount;
+        const before = posted?.() ?? 0;
+        for (let i = 0; i < turnAwaitsMax; i++) {
+          await null;
+          if (posted !== undefined && posted() !== before) break;
+        }
+        continue;
+      }
+      if (now - lastMacroYield >= this.#macroDueMs(now, lastActivity)) {
+        lastMacroYield = now;
+        await this.#yield.next();
         continue;
       }
       // Quiet: arm, poll once more (a completion may have slipped in), then sleep.
@@ -142,20 +205,19 @@ export class CompletionPoller {
         lastActivity = performance.now();
         continue;
       }
-      const quietMs = performance.now() - lastActivity;
+      const quietMs = now - lastActivity;
       if (this.#syncWaitMs > 0 && runningPollers === 1 && quietMs < syncWaitWhileQuietMs) {
-        // Sleep in poll(2) on this thread: no thread hop when the event comes, and the
-        // CPU is free for the kernel (rxe) and the peer meanwhile. Yield to the event loop
-        // when the wait ran out (idle) and at least every macroYieldEveryMs.
-        const woke = cq.waitEventSync(this.#syncWaitMs);
-        const after = performance.now();
-        if (woke) lastActivity = after;
-        if (!woke || after - lastMacroYield >= macroYieldEveryMs) {
-          lastMacroYield = after;
+        // Sleep in poll(2) on this thread: no thread hop when the event comes, and the CPU
+        // is free for the kernel (rxe) and the peer meanwhile.
+        if (cq.waitEventSync(this.#syncWaitMs)) lastActivity = performance.now();
+        else {
+          // Nothing came: whatever the caller waits for is on the event loop (a timer, a
+          // socket, a de-stager freeing ring space); give it a turn now.
+          lastMacroYield = performance.now();
           await this.#yield.next();
         }
       } else {
-        if (await cq.waitEvent(idleWaitMs)) lastActivity = performance.now();
+        if (await cq.waitEvent(this.#options.idleWaitMs)) lastActivity = performance.now();
         lastMacroYield = performance.now();
       }
     }

@@ -24,16 +24,23 @@ import { LogDigest } from "./digest.ts";
 import { SessionError } from "./errors.ts";
 import type { PrimaryFaults } from "./faults.ts";
 import { Flight, type ReplicatedLog } from "./flight.ts";
-import { CompletionPoller } from "./poller.ts";
+import { CompletionPoller, type WaitMode } from "./poller.ts";
 import { Admission } from "./primary_admission.ts";
 import { type PlacedLog, PrimaryEngine, type PrimaryHooks } from "./primary_engine.ts";
-import { openSession, type Session, type SessionConfig } from "./primary_session.ts";
+import {
+  openSession,
+  sendSignalEvery,
+  type Session,
+  type SessionConfig,
+} from "./primary_session.ts";
 import { PrimaryStats, type PrimaryStatsValue } from "./primary_stats.ts";
+import { type LogProducer, LogStream, type StreamResult } from "./primary_stream.ts";
 import { anonymousMemory, type RingMemory } from "./ring_memory.ts";
 import { Side, type SideOptions } from "./side.ts";
 
 export type { ReplicatedLog } from "./flight.ts";
 export type { PlacedLog, PrimaryHooks } from "./primary_engine.ts";
+export type { LogProducer, StreamLog, StreamResult } from "./primary_stream.ts";
 
 /** Options of {@linkcode Primary.connect}. */
 export interface PrimaryOptions extends SideOptions {
@@ -51,7 +58,9 @@ export interface PrimaryOptions extends SideOptions {
   depth?: number;
   /** A log not acked within this time ends the session (default 5000 ms). */
   ackTimeoutMs?: number;
-  /** Busy-poll this long before sleeping on the completion channel (default 1000 us). */
+  /** How to wait for completions: spin, events (sleep at once) or hybrid (default). */
+  wait?: WaitMode;
+  /** Hybrid wait: busy-poll this long before sleeping on the completion channel (default 1000 us). */
   spinUs?: number;
   /** Ring memory to use (e.g. the write cache's mapping); default anonymous memory. */
   memory?: RingMemory;
@@ -76,8 +85,17 @@ export interface PrimaryOptions extends SideOptions {
   beforeDeath?: () => void;
 }
 
+/** Writes a log's bytes straight into the data ring (an object: no closure per log). */
+export interface LogFiller {
+  /** Writes `length` bytes of the log into `ring` at `offset`. */
+  fill(ring: Uint8Array, offset: number, length: number): void;
+}
+
 /** How a caller hands a log's bytes over: a copy, or a fill straight into the ring. */
-export type LogSource = Uint8Array | ((ring: Uint8Array, offset: number, length: number) => void);
+export type LogSource =
+  | Uint8Array
+  | ((ring: Uint8Array, offset: number, length: number) => void)
+  | LogFiller;
 
 /** Per-log options. */
 export interface LogOptions {
@@ -85,7 +103,7 @@ export interface LogOptions {
   lba: number;
   /** Force unit access. */
   fua?: boolean;
-  /** Length when `source` is a fill function. */
+  /** Length when `source` is a fill function or a {@linkcode LogFiller}. */
   length?: number;
 }
 
@@ -108,6 +126,7 @@ export class Primary implements AsyncDisposable {
   readonly #log: (line: string) => void;
   #session: Session | undefined;
   #poller: CompletionPoller | undefined;
+  #stream: LogStream | undefined;
   #reconnecting: Promise<void> | undefined;
   #teardown: Promise<void> = Promise.resolve();
   #closing = false;
@@ -143,8 +162,14 @@ export class Primary implements AsyncDisposable {
       o.options.admissionTimeoutMs ?? 10_000,
       o.options.retain ?? false,
     );
-    this.#engine.onProgress = () => this.#admission.admit();
-    this.#engine.onFailure = (error) => this.#admission.failAll(error);
+    this.#engine.onProgress = () => {
+      this.#admission.admit();
+      this.#stream?.pump(this.#admission.waiting > 0);
+    };
+    this.#engine.onFailure = (error) => {
+      this.#admission.failAll(error);
+      this.#stream?.abort(error);
+    };
     this.#engine.onSuspend = (error) => this.#onSuspend(error);
   }
 
@@ -198,6 +223,7 @@ export class Primary implements AsyncDisposable {
         ? (recover.logs[0]?.seq ?? session.welcome.nextSeq)
         : session.welcome.nextSeq;
       const stats = new PrimaryStats();
+      const signalEvery = sendSignalEvery;
       const engine = new PrimaryEngine({
         memory,
         ringMr,
@@ -206,7 +232,7 @@ export class Primary implements AsyncDisposable {
         ring: new RingCursor({ ringBytes, startPos }),
         flight: new Flight(depth + 2),
         depth,
-        signalEvery: Math.min(16, depth),
+        signalEvery,
         ackTimeoutMs,
         stats,
         digest: new LogDigest(),
@@ -253,9 +279,17 @@ export class Primary implements AsyncDisposable {
     if (this.#engine.failure) return;
     // Our QP is in RTS with its ack RECVs posted: the replica may answer from now on.
     session.control.sendReady();
+    const engine = this.#engine;
     this.#poller = new CompletionPoller(session.link.cq, {
+      wait: this.#options.wait,
       spinUs: this.#options.spinUs ?? 1000,
       idleWaitMs: 20,
+      wantsTurn: () => {
+        if (engine.settled === 0) return false;
+        engine.settled = 0;
+        return true;
+      },
+      postedCount: () => this.#stats.posted,
       onCompletions: (n) => this.#engine.onCompletions(n),
       onTick: (now) => {
         this.#engine.checkTimeout(now);
@@ -391,7 +425,7 @@ export class Primary implements AsyncDisposable {
    * BackpressureError (no room in time) or SessionError (session over) otherwise.
    */
   replicate(source: LogSource, options: LogOptions): Promise<ReplicatedLog> {
-    const length = typeof source === "function" ? options.length ?? -1 : source.length;
+    const length = source instanceof Uint8Array ? source.length : options.length ?? -1;
     const failure = this.#engine.failure ??
       (this.#closing ? new SessionError("closed", "The primary is closing") : undefined);
     if (failure) return Promise.reject(failure);
@@ -410,6 +444,39 @@ export class Primary implements AsyncDisposable {
       );
     }
     return this.#admission.submit(source, length, options.lba, options.fua ? LbaFlags.FUA : 0);
+  }
+
+  /**
+   * Replicates the logs `producer` describes, pulling the next one whenever there is room
+   * and posting it in the same turn as the ack that made the room: the allocation-free
+   * path (no promise per log). Resolves when the producer has no more and every posted
+   * log was answered; a refusal or a failure is reported to the producer per log and in
+   * the result. At most `depth` of its logs are in flight (default: the primary's depth).
+   * One stream at a time.
+   */
+  stream(producer: LogProducer, options: { depth?: number } = {}): Promise<StreamResult> {
+    const depth = options.depth ?? this.depth;
+    if (!Number.isInteger(depth) || depth < 1 || depth > this.depth) {
+      return Promise.reject(
+        new RangeError(`A stream's depth is 1..${this.depth} (the primary's), got ${depth}`),
+      );
+    }
+    if (this.#stream) {
+      return Promise.reject(new RangeError("A stream is already running: await it first"));
+    }
+    const failure = this.#engine.failure ??
+      (this.#closing ? new SessionError("closed", "The primary is closing") : undefined);
+    if (failure) return Promise.reject(failure);
+    const stream = new LogStream(producer, this.#engine, {
+      maxLogBytes: this.maxLogBytes,
+      depth,
+    });
+    this.#stream = stream;
+    const done = stream.done;
+    stream.pump(this.#admission.waiting > 0);
+    return done.finally(() => {
+      if (this.#stream === stream) this.#stream = undefined;
+    });
   }
 
   /**
@@ -483,7 +550,8 @@ export class Primary implements AsyncDisposable {
     if (this.#closing) return;
     const deadline = performance.now() + (this.#options.ackTimeoutMs ?? 5000);
     while (
-      (this.#engine.inFlight > 0 || this.#admission.waiting > 0 || this.#reconnecting) &&
+      (this.#engine.inFlight > 0 || this.#admission.waiting > 0 || this.#stream?.active ||
+        this.#reconnecting) &&
       !this.#engine.failure && performance.now() < deadline
     ) {
       await new Promise((r) => setTimeout(r, 2));

@@ -33,7 +33,7 @@ import { recvDescriptor, sendDescriptor } from "../verbs/work_requests.ts";
 import type { WelcomeFields } from "./control_messages.ts";
 import type { LogDigest } from "./digest.ts";
 import { ProtocolError, ReplicationError, SessionError } from "./errors.ts";
-import { type Entry, type Flight, Kind } from "./flight.ts";
+import { type Entry, type Flight, Kind, type ReplicatedLog } from "./flight.ts";
 import type { LogSource } from "./primary.ts";
 import type { PrimaryStats } from "./primary_stats.ts";
 import type { RingMemory } from "./ring_memory.ts";
@@ -41,6 +41,7 @@ import type { Link } from "./side.ts";
 import { chainOpcode, Side as TraceSide, trace } from "../trace/trace.ts";
 import { FaultCode, RecoveryStep } from "../trace/codes.ts";
 import { type PrimaryFaults, selfKill } from "./faults.ts";
+import { breakdown, Stamp } from "../trace/breakdown.ts";
 
 /** A log is posted again at most this often after earlier refusals. */
 const resendsMax = 8;
@@ -99,6 +100,18 @@ export class PrimaryEngine {
   readonly #send = sendDescriptor();
   readonly #recv = recvDescriptor();
   readonly #started = performance.now();
+  /** The result handed to a stream's sink (reused: the sink copies what it keeps). */
+  readonly #result: ReplicatedLog = {
+    seq: 0,
+    lba: 0,
+    length: 0,
+    offset: 0,
+    latencyUs: 0,
+    resends: 0,
+    ackedAt: 0,
+  };
+  /** The time of the completion batch being handled (one clock read per batch). */
+  #batchNow = 0;
   #link: Link | undefined;
   #remote = { address: 0, rkey: 0 };
   #nextSeq: number;
@@ -119,6 +132,8 @@ export class PrimaryEngine {
   failure: Error | undefined;
   /** Why the current session broke, while waiting for a new one. */
   suspended: Error | undefined;
+  /** Promises settled since the poller last gave their callers a turn. */
+  settled = 0;
   /** Called after acks were handled (room may have opened). */
   onProgress: () => void = () => {};
   /** Called once when everything fails for good. */
@@ -269,8 +284,9 @@ export class PrimaryEngine {
     }
     this.#answered(e);
     this.#p.digest.add(e.seq, e.lba, e.length, e.crc);
-    const ackedAt = performance.now();
+    const ackedAt = this.#batchNow > 0 ? this.#batchNow : performance.now();
     const latencyUs = (ackedAt - e.submitted) * 1000;
+    if (breakdown.on) breakdown.stamp(Stamp.ACKED, e.seq, ackedAt);
     this.#p.stats.acked(e.length, latencyUs);
     if (this.#suspendedAt > 0) {
       this.#p.stats.recovered(ackedAt - this.#suspendedAt);
@@ -279,15 +295,32 @@ export class PrimaryEngine {
       }
       this.#suspendedAt = 0;
     }
-    e.resolve?.({
-      seq: e.seq,
-      lba: e.lba,
-      length: e.length,
-      offset: e.offset,
-      latencyUs,
-      resends: e.resends,
-      ackedAt,
-    });
+    const sink = e.sink;
+    if (sink) {
+      const r = this.#result;
+      r.seq = e.seq;
+      r.lba = e.lba;
+      r.length = e.length;
+      r.offset = e.offset;
+      r.latencyUs = latencyUs;
+      r.resends = e.resends;
+      r.ackedAt = ackedAt;
+      this.#p.flight.give(e);
+      sink.replicated(r);
+      return;
+    }
+    if (e.resolve) {
+      this.settled++;
+      e.resolve({
+        seq: e.seq,
+        lba: e.lba,
+        length: e.length,
+        offset: e.offset,
+        latencyUs,
+        resends: e.resends,
+        ackedAt,
+      });
+    }
     this.#p.flight.give(e);
   }
 
@@ -334,6 +367,8 @@ export class PrimaryEngine {
     submitted: number,
   ): void {
     const p = this.#p;
+    e.seq = this.#nextSeq++;
+    if (breakdown.on) breakdown.stamp(Stamp.PREPARE, e.seq, performance.now());
     const offset = p.ring.place(length, this.#released + p.ring.ringBytes);
     const ahead = p.ring.writePos - this.#released;
     // Flow control: never write into replica space it has not released.
@@ -342,8 +377,8 @@ export class PrimaryEngine {
     }
     if (ahead > p.stats.maxAheadBytes) p.stats.maxAheadBytes = ahead;
     if (typeof source === "function") source(p.memory.bytes, offset, length);
-    else p.memory.bytes.set(source, offset);
-    e.seq = this.#nextSeq++;
+    else if (source instanceof Uint8Array) p.memory.bytes.set(source, offset);
+    else source.fill(p.memory.bytes, offset, length);
     e.offset = offset;
     e.length = length;
     e.end = p.ring.writePos;
@@ -359,7 +394,7 @@ export class PrimaryEngine {
   /** Sends a crafted 64-byte record (tests), alone in flight; its ack goes to `e.onAck`. */
   postRaw(record: Uint8Array, e: Entry): void {
     new Uint8Array(this.#recordBuffer).set(record);
-    this.#postRecord(e, false);
+    this.#postRecord(e, false, performance.now());
   }
 
   /**
@@ -409,15 +444,16 @@ export class PrimaryEngine {
     r.dataCrc = e.kind === Kind.LOG ? e.crc : 0;
     r.lba = e.kind === Kind.LOG ? e.lba : 0;
     r.lbaFlags = e.kind === Kind.LOG ? e.lbaFlags : 0;
-    r.timestampNs = Math.round((performance.now() - this.#started) * 1e6);
+    const now = performance.now();
+    r.timestampNs = Math.round((now - this.#started) * 1e6);
     encodeRecord(this.#recordView, 0, r);
-    this.#postRecord(e, e.kind === Kind.LOG);
+    this.#postRecord(e, e.kind === Kind.LOG, now);
   }
 
   /** Posts [the WRITE of e's data] + the SEND of the record buffer, in one chain. */
-  #postRecord(e: Entry, withData: boolean): void {
+  #postRecord(e: Entry, withData: boolean, now: number): void {
     const p = this.#p;
-    e.posted = performance.now();
+    e.posted = now;
     p.flight.push(e);
     const link = this.#link;
     if (!link) return; // suspended: attach() posts it again
@@ -475,6 +511,7 @@ export class PrimaryEngine {
         ),
       );
     }
+    if (breakdown.on && withData) breakdown.stamp(Stamp.POSTED, e.seq, performance.now());
     if (faults && e.kind === Kind.LOG) this.#afterPostFaults(faults, e.seq, link);
   }
 
@@ -495,6 +532,7 @@ export class PrimaryEngine {
   onCompletions(n: number): void {
     const cq = this.#link?.cq;
     if (!cq) return;
+    this.#batchNow = performance.now();
     for (let i = 0; i < n && this.#link && !this.failure; i++) {
       if (trace.on) {
         trace.completion(
@@ -513,6 +551,7 @@ export class PrimaryEngine {
       }
       if (cq.opcode(i) === IBV_WC_OPCODE.IBV_WC_RECV) this.#onAck(cq.wrId(i), cq.byteLen(i));
     }
+    this.#batchNow = 0;
     if (!this.failure && this.#link) {
       this.#postRelease();
       this.onProgress();
@@ -537,6 +576,7 @@ export class PrimaryEngine {
     if (!e) return this.#violation(`an ack for seq ${ack.seq}`, "no ack: nothing is in flight");
     if (e.kind === Kind.RAW) {
       p.flight.shift();
+      this.settled++;
       e.onAck?.({ ...ack });
       p.flight.give(e);
       return;
@@ -588,9 +628,9 @@ export class PrimaryEngine {
       return;
     }
     p.stats.refused++;
-    e.reject?.(new ReplicationError(status, e.seq));
-    e.resolve = undefined;
+    this.#reject(e, new ReplicationError(status, e.seq));
     e.reject = undefined;
+    e.sink = undefined;
     e.kind = Kind.SKIP;
     p.hooks?.onSkip?.(e);
     this.#skipsPending++;
@@ -645,12 +685,21 @@ export class PrimaryEngine {
     this.#link = undefined;
     const flight = this.#p.flight;
     for (const e of [...this.#recovered, ...this.#drainFlight()]) {
-      e.reject?.(error);
+      this.#reject(e, error);
       if (e.kind === Kind.LOG) this.#p.stats.failed++;
       flight.give(e);
     }
     this.#recovered = [];
     this.onFailure(error);
+  }
+
+  /** Reports a log's failure to its promise or its stream. */
+  #reject(e: Entry, error: Error): void {
+    if (e.sink) e.sink.failed(e.seq, error);
+    else if (e.reject) {
+      this.settled++;
+      e.reject(error);
+    }
   }
 
   /** Posts one RECV per ack slot on the current session. */

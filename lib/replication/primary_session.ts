@@ -33,11 +33,19 @@ export interface Session {
   close(): void;
 }
 
+/**
+ * One record SEND in this many is signaled, whatever the depth (like the C reference's
+ * 32): each signaled completion retires the unsignaled WRs before it, and an unsignaled
+ * SEND costs no completion, no wake-up and no poll.
+ */
+export const sendSignalEvery = 16;
+
 /** Opens a session on `side`: link, bootstrap, QP to RTS. Cleans up on failure. */
 export async function openSession(side: Side, config: SessionConfig): Promise<Session> {
-  const signalEvery = Math.min(16, config.depth);
+  // Room for the WRITE + SEND of every log in flight, plus the unsignaled chains posted
+  // since the last signaled SEND and those behind a signaled one not yet polled.
   const link = side.openLink({
-    maxSendWr: 2 * config.depth + 2 * signalEvery + 8,
+    maxSendWr: 2 * config.depth + 4 * sendSignalEvery + 8,
     maxRecvWr: config.depth + 2,
     maxInlineData: recordBytes,
   });

@@ -19,6 +19,7 @@ import type { AcceptDecision, BootstrapServer, BootstrapSession } from "./bootst
 import type { Hello } from "./control_messages.ts";
 import { anonymousMemory, type RingMemory } from "./ring_memory.ts";
 import { ReplicaSession } from "./replica_session.ts";
+import type { WaitMode } from "./poller.ts";
 import {
   type PersistHook,
   type ReplicaCounters,
@@ -47,7 +48,9 @@ export interface ReplicaOptions extends SideOptions {
   memory?: RingMemory;
   /** Makes each accepted log durable before its ack (the write cache's hook). */
   persist?: PersistHook;
-  /** Busy-poll this long before sleeping on the completion channel (default 1000 us). */
+  /** How to wait for completions: spin, events (sleep at once) or hybrid (default). */
+  wait?: WaitMode;
+  /** Hybrid wait: busy-poll this long before sleeping on the completion channel (default 1000 us). */
   spinUs?: number;
   /** Where log lines go (default stderr). */
   log?: (line: string) => void;
@@ -207,6 +210,7 @@ export class Replica implements AsyncDisposable {
     }
     const session = new ReplicaSession(this.#side, this.#state, {
       metaSlots: this.#metaSlots,
+      wait: this.#options.wait,
       spinUs: this.#options.spinUs ?? 1000,
       // Receiver-not-ready is a fault of the first session: a reconnect recovers from it.
       faults: this.#state.counters.sessions === 0

@@ -24,7 +24,8 @@ import { addressOf } from "../verbs/handles.ts";
 import type { MemoryRegion } from "../verbs/pd.ts";
 import type { QpEndpoint } from "../verbs/qp.ts";
 import { recvDescriptor, sendDescriptor } from "../verbs/work_requests.ts";
-import { CompletionPoller } from "./poller.ts";
+import { CompletionPoller, type WaitMode } from "./poller.ts";
+import { breakdown, Stamp } from "../trace/breakdown.ts";
 import type { ReplicaState } from "./replica_state.ts";
 import type { Link, Side } from "./side.ts";
 import { AckStatus } from "../log/ack.ts";
@@ -39,6 +40,8 @@ const ackSignalEvery = 16;
 /** Options of a session. */
 export interface ReplicaSessionOptions {
   metaSlots: number;
+  /** How to wait for completions (default hybrid). */
+  wait?: WaitMode;
   spinUs: number;
   faults?: ReplicaFaults;
   /** Called just before a fault kills the process (write the trace). */
@@ -66,6 +69,8 @@ export class ReplicaSession {
   readonly #delayed: number[] = [];
   readonly #limits;
   #poller: CompletionPoller | undefined;
+  /** When the batch being handled was polled (breakdown only). */
+  #batchNow = 0;
   #acksSinceSignal = 0;
   #closed = false;
   #failure: Error | undefined;
@@ -113,6 +118,7 @@ export class ReplicaSession {
   /** Starts answering. */
   start(): void {
     this.#poller = new CompletionPoller(this.#link.cq, {
+      wait: this.#options.wait,
       spinUs: this.#options.spinUs,
       idleWaitMs: 50,
       onCompletions: (n) => this.#onCompletions(n),
@@ -143,6 +149,7 @@ export class ReplicaSession {
 
   #onCompletions(n: number): void {
     const cq = this.#link.cq;
+    if (breakdown.on) this.#batchNow = performance.now();
     for (let i = 0; i < n; i++) {
       if (cq.status(i) !== IBV_WC_STATUS.IBV_WC_SUCCESS) {
         // The primary went away (flush) or the transport failed: the session is over.
@@ -169,6 +176,7 @@ export class ReplicaSession {
       status = state.refuseUndecodable();
     } else {
       seq = record.seq;
+      if (breakdown.on && record.flags === 0) breakdown.stamp(Stamp.RECV, seq, this.#batchNow);
       if (trace.on) {
         trace.record(TraceSide.REPLICA, record.flags, seq, record.dataOffset, record.dataLength);
       }
@@ -192,6 +200,9 @@ export class ReplicaSession {
         }
         if (faults.signalAt?.seq === seq) Deno.writeTextFileSync(faults.signalAt.file, `${seq}\n`);
       }
+    }
+    if (breakdown.on && status === AckStatus.OK && record.flags === 0) {
+      breakdown.stamp(Stamp.CHECKED, seq, performance.now());
     }
     this.#postRecv(slot);
     const ack = this.#ack;
@@ -224,6 +235,9 @@ export class ReplicaSession {
     }
     encodeAck(this.#acks, slot * ackBytes, ack);
     this.#sendAck(this.#acksAddress + slot * ackBytes, slot);
+    if (breakdown.on && status === AckStatus.OK && record.flags === 0) {
+      breakdown.stamp(Stamp.ACK_POSTED, seq, performance.now());
+    }
     if (faults?.kill?.seq === seq && faults.kill.point === "after-ack" && status === AckStatus.OK) {
       this.#die("killed after sending the ack", seq);
     }

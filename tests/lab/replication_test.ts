@@ -70,6 +70,37 @@ for (const depth of [1, 32]) {
   });
 }
 
+Deno.test("a stream reports a refused log to its producer, keeps at most its depth in flight and ends on a bad log description", async () => {
+  await using replica = await startReplica(b, [
+    "--ring",
+    "256k",
+    "--once",
+    "--json",
+    "--fault",
+    "7:CRC_MISMATCH",
+  ], env);
+  const p = await scenario("stream", replica.port);
+  assert.deepEqual(p.seen.failed, ["7:ReplicationError"], "seq 7 refused, reported once");
+  assert.deepEqual(
+    [p.first.posted, p.first.replicated, p.first.failed, p.first.failure],
+    [40, 39, 1, undefined],
+  );
+  assert.ok(p.seen.maxInFlight <= 3, `at most depth 3 in flight, saw ${p.seen.maxInFlight}`);
+  assert.equal(p.second.failure, "RangeError", "a 5000-byte log ends the stream");
+  assert.match(p.second.message, /5000-byte log/);
+  assert.deepEqual([p.second.posted, p.second.replicated], [4, 4], "the four before it");
+  assert.deepEqual([p.after.posted, p.after.replicated], [2, 2], "the primary goes on");
+  // 39 + 4 + 2 logs, and the refused one's SKIP: every replicated seq once, in order.
+  assert.equal(p.seen.replicated.length, 45);
+  assert.ok(
+    p.seen.replicated.every((s: number, i: number) => i === 0 || s > p.seen.replicated[i - 1]),
+  );
+  // deno-lint-ignore no-explicit-any
+  const r = (await replica.result()) as any;
+  assert.equal(r.accepted, 45);
+  assert.deepEqual(r.digest, p.digest, "the replica holds exactly what the producer heard acked");
+});
+
 Deno.test("a wrong CRC, bad offsets, a sequence gap, a repeat and a garbage record get their status; the replica keeps serving", async () => {
   await using replica = await startReplica(b, ["--ring", "256k", "--once", "--json"], env);
   const p = await scenario("refusals", replica.port);

@@ -2,7 +2,7 @@
  * A primary-side test program, run in the pair's namespace A against a replica process in
  * namespace B; prints one JSON line for the test to assert on.
  *
- *   primary_scenario.ts bulk|refusals|credits|bootstrap --device D --host H --port P
+ *   primary_scenario.ts bulk|stream|refusals|credits|bootstrap|retain --device D --host H --port P
  *     [--ring R] [--depth Q] [--count N] [--sizes SPEC] [--seed S]
  */
 import { parseArgs } from "node:util";
@@ -19,7 +19,7 @@ import { placementStart } from "../../../lib/log/ring.ts";
 import { ackStatusName } from "../../../lib/log/ack.ts";
 import { connectBootstrap } from "../../../lib/replication/bootstrap.ts";
 import { decodeMessage, encodeMessage } from "../../../lib/replication/control_codec.ts";
-import { Primary } from "../../../lib/replication/primary.ts";
+import { type LogProducer, Primary, type StreamLog } from "../../../lib/replication/primary.ts";
 import { Prng } from "../../../lib/prng.ts";
 
 if (!import.meta.main) {
@@ -240,8 +240,54 @@ async function retain() {
   return { first, blocked, waitedMs, afterRelease, badRelease, stats: primary.stats() };
 }
 
+/**
+ * The stream API's edges: a log the replica refuses (its `--fault`) is reported to the
+ * producer's `failed` and the others are replicated; at most `depth` logs are in flight; a
+ * producer that describes a bad log ends the stream with a RangeError after the logs before
+ * it were answered.
+ */
+async function stream() {
+  await using primary = await Primary.connect({ ...base, maxLogBytes: 8192 });
+  const block = new Uint8Array(4096).fill(9);
+  const seen = { replicated: [] as number[], failed: [] as string[], maxInFlight: 0 };
+  let described = 0;
+  const make = (total: number, badAt: number): LogProducer => ({
+    next(out: StreamLog) {
+      if (described >= total) return false;
+      described++;
+      out.length = described === badAt ? 5000 : 4096;
+      out.lba = described;
+      out.fua = false;
+      const inFlight = primary.stats().inFlight;
+      if (inFlight > seen.maxInFlight) seen.maxInFlight = inFlight;
+      return true;
+    },
+    fill(ring, offset, length) {
+      ring.set(block.subarray(0, Math.min(length, 4096)), offset);
+    },
+    replicated(log) {
+      seen.replicated.push(log.seq);
+    },
+    failed(seq, error) {
+      seen.failed.push(`${seq}:${error.name}`);
+    },
+  });
+  const first = await primary.stream(make(40, 0), { depth: 3 });
+  described = 0;
+  const second = await primary.stream(make(10, 5));
+  const after = await primary.stream(make(2, 0));
+  return {
+    first: { ...first, failure: first.failure?.name },
+    second: { ...second, failure: second.failure?.name, message: second.failure?.message },
+    after: { ...after, failure: after.failure?.name },
+    seen,
+    digest: primary.digest(),
+  };
+}
+
 const scenarios: Record<string, () => Promise<unknown>> = {
   bulk,
+  stream,
   refusals,
   credits,
   bootstrap,

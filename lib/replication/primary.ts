@@ -473,7 +473,12 @@ export class Primary implements AsyncDisposable {
     });
     this.#stream = stream;
     const done = stream.done;
-    stream.pump(this.#admission.waiting > 0);
+    this.#engine.beginBatch();
+    try {
+      stream.pump(this.#admission.waiting > 0);
+    } finally {
+      this.#engine.endBatch();
+    }
     return done.finally(() => {
       if (this.#stream === stream) this.#stream = undefined;
     });

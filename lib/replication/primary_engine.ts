@@ -28,6 +28,7 @@ import { emptyRecord, encodeRecord, recordBytes, RecordFlags } from "../log/reco
 import type { RingCursor } from "../log/ring.ts";
 import { InvariantError } from "../assert.ts";
 import { addressOf } from "../verbs/handles.ts";
+import { pollBatchMax } from "../verbs/cq.ts";
 import type { MemoryRegion } from "../verbs/pd.ts";
 import { recvDescriptor, sendDescriptor } from "../verbs/work_requests.ts";
 import type { WelcomeFields } from "./control_messages.ts";
@@ -93,9 +94,16 @@ export class PrimaryEngine {
   readonly #p: EngineParts;
   readonly #acksView: DataView;
   readonly #record = emptyRecord();
-  readonly #recordBuffer = new ArrayBuffer(recordBytes);
-  readonly #recordView = new DataView(this.#recordBuffer);
-  readonly #recordAddress = addressOf(Deno.UnsafePointer.of(this.#recordBuffer));
+  /**
+   * One record slot per SEND of a batch: an inline SEND copies its record when the chain is
+   * posted, so the records of one chain must not share a buffer.
+   */
+  readonly #recordSlots: number;
+  readonly #recordBuffer: ArrayBuffer;
+  readonly #recordView: DataView;
+  readonly #recordAddress: number;
+  /** The next free record slot of the chain being gathered. */
+  #recordSlot = 0;
   readonly #ack = emptyAck();
   readonly #send = sendDescriptor();
   readonly #recv = recvDescriptor();
@@ -112,6 +120,11 @@ export class PrimaryEngine {
   };
   /** The time of the completion batch being handled (one clock read per batch). */
   #batchNow = 0;
+  /** Inside a batch: chains and RECVs are posted at its end. */
+  #batching = false;
+  /** Seqs gathered in a batch whose POSTED stamp waits for the post (breakdown only). */
+  readonly #unstampedSeqs: Float64Array;
+  #unstamped = 0;
   #link: Link | undefined;
   #remote = { address: 0, rkey: 0 };
   #nextSeq: number;
@@ -150,6 +163,19 @@ export class PrimaryEngine {
     this.#releasedSeq = nextSeq - 1;
     this.#recv.lkey = parts.acksMr.lkey;
     this.#recv.length = ackBytes;
+    // A batch posts at most every record of the flight plus one resend per completion.
+    this.#recordSlots = parts.flight.capacity + pollBatchMax;
+    this.#unstampedSeqs = new Float64Array(this.#recordSlots);
+    this.#recordBuffer = new ArrayBuffer(this.#recordSlots * recordBytes);
+    this.#recordView = new DataView(this.#recordBuffer);
+    this.#recordAddress = addressOf(Deno.UnsafePointer.of(this.#recordBuffer));
+  }
+
+  #takeRecordSlot(): number {
+    if (this.#recordSlot >= this.#recordSlots) {
+      throw new InvariantError(`more than ${this.#recordSlots} records in one batch`);
+    }
+    return this.#recordSlot++;
   }
 
   /** The ack buffer (registered again when the device is reopened). */
@@ -348,6 +374,11 @@ export class PrimaryEngine {
       p.flight.count < p.depth && p.ring.canPlace(length, this.#released + p.ring.ringBytes);
   }
 
+  /** A log waited for room (depth, credits, ring, a session): counted as the promise API's waits are. */
+  countAdmissionWait(): void {
+    this.#p.stats.admissionWaits++;
+  }
+
   /** A flight entry for a new log. */
   takeLog(): Entry {
     return this.#p.flight.take(Kind.LOG);
@@ -393,7 +424,8 @@ export class PrimaryEngine {
 
   /** Sends a crafted 64-byte record (tests), alone in flight; its ack goes to `e.onAck`. */
   postRaw(record: Uint8Array, e: Entry): void {
-    new Uint8Array(this.#recordBuffer).set(record);
+    new Uint8Array(this.#recordBuffer, this.#takeRecordSlot() * recordBytes, recordBytes)
+      .set(record);
     this.#postRecord(e, false, performance.now());
   }
 
@@ -446,7 +478,7 @@ export class PrimaryEngine {
     r.lbaFlags = e.kind === Kind.LOG ? e.lbaFlags : 0;
     const now = performance.now();
     r.timestampNs = Math.round((now - this.#started) * 1e6);
-    encodeRecord(this.#recordView, 0, r);
+    encodeRecord(this.#recordView, this.#takeRecordSlot() * recordBytes, r);
     this.#postRecord(e, e.kind === Kind.LOG, now);
   }
 
@@ -483,7 +515,7 @@ export class PrimaryEngine {
     send.wrId = e.seq;
     send.opcode = O.IBV_WR_SEND;
     send.flags = flags;
-    send.addr = this.#recordAddress;
+    send.addr = this.#recordAddress + (this.#recordSlot - 1) * recordBytes;
     send.length = recordBytes;
     send.lkey = 0;
     send.remoteAddr = 0;
@@ -500,19 +532,61 @@ export class PrimaryEngine {
         link.qp.qpn,
       );
     }
+    if (breakdown.on && withData) this.#unstampedSeqs[this.#unstamped++] = e.seq;
+    // In a batch the chain is posted once at its end; a fault plan posts at once (its
+    // faults act right after a given post).
+    if (this.#batching && !faults) return;
+    this.flush();
+    if (faults && e.kind === Kind.LOG) this.#afterPostFaults(faults, e.seq, link);
+  }
+
+  /** Starts a batch: posts wait for {@linkcode endBatch} (one post_send, one post_recv). */
+  beginBatch(): void {
+    this.#batching = true;
+  }
+
+  /** Ends a batch: posts what it gathered. */
+  endBatch(): void {
+    this.#batching = false;
+    this.flush();
+  }
+
+  /** Posts the gathered ack RECVs, then the gathered chains, on the current session. */
+  flush(): void {
+    const qp = this.#link?.qp;
+    const unstamped = this.#unstamped;
+    this.#unstamped = 0;
+    this.#recordSlot = 0; // posted (or dropped with a broken session): the slots are free
+    if (!qp) return;
     try {
-      link.qp.postSend();
+      if (qp.recvChain.length > 0) qp.postRecv();
     } catch (error) {
-      this.suspend(
+      return this.suspend(
         new SessionError(
           "completion",
-          `Posting seq ${e.seq} failed: ${(error as Error).message}`,
+          `Posting an ack RECV failed: ${(error as Error).message}`,
           error,
         ),
       );
     }
-    if (breakdown.on && withData) breakdown.stamp(Stamp.POSTED, e.seq, performance.now());
-    if (faults && e.kind === Kind.LOG) this.#afterPostFaults(faults, e.seq, link);
+    if (qp.sendChain.length === 0) return;
+    try {
+      qp.postSend();
+    } catch (error) {
+      return this.suspend(
+        new SessionError(
+          "completion",
+          `Posting through seq ${this.#nextSeq - 1} failed: ${(error as Error).message}`,
+          error,
+        ),
+      );
+    }
+    if (unstamped > 0) {
+      const now = performance.now();
+      for (let i = 0; i < unstamped; i++) {
+        breakdown.stamp(Stamp.POSTED, this.#unstampedSeqs[i], now);
+      }
+    }
   }
 
   /** The primary's own faults, right after log `seq` was posted (between post and ack). */
@@ -533,6 +607,16 @@ export class PrimaryEngine {
     const cq = this.#link?.cq;
     if (!cq) return;
     this.#batchNow = performance.now();
+    this.beginBatch();
+    try {
+      this.#handleCompletions(cq, n);
+    } finally {
+      this.#batchNow = 0;
+      this.endBatch();
+    }
+  }
+
+  #handleCompletions(cq: Link["cq"], n: number): void {
     for (let i = 0; i < n && this.#link && !this.failure; i++) {
       if (trace.on) {
         trace.completion(
@@ -551,7 +635,6 @@ export class PrimaryEngine {
       }
       if (cq.opcode(i) === IBV_WC_OPCODE.IBV_WC_RECV) this.#onAck(cq.wrId(i), cq.byteLen(i));
     }
-    this.#batchNow = 0;
     if (!this.failure && this.#link) {
       this.#postRelease();
       this.onProgress();
@@ -713,16 +796,6 @@ export class PrimaryEngine {
     this.#recv.wrId = slot;
     this.#recv.addr = this.#p.acksMr.address + slot * ackBytes;
     qp.recvChain.add(this.#recv);
-    try {
-      qp.postRecv();
-    } catch (error) {
-      this.suspend(
-        new SessionError(
-          "completion",
-          `Posting an ack RECV failed: ${(error as Error).message}`,
-          error,
-        ),
-      );
-    }
+    if (!this.#batching) this.flush();
   }
 }

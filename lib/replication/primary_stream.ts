@@ -54,6 +54,8 @@ export class LogStream implements LogSink {
   readonly #log: StreamLog = { length: 0, lba: 0, fua: false };
   readonly #done = Promise.withResolvers<StreamResult>();
   #pending = false;
+  /** The pending log's wait for room was counted. */
+  #waitCounted = false;
   #ended = false;
   #settled = false;
   #outstanding = 0;
@@ -101,7 +103,12 @@ export class LogStream implements LogSink {
         }
         this.#pending = true;
       }
-      if (!engine.canPost(log.length)) break;
+      if (!engine.canPost(log.length)) {
+        if (!this.#waitCounted) engine.countAdmissionWait();
+        this.#waitCounted = true;
+        break;
+      }
+      this.#waitCounted = false;
       const entry = engine.takeLog();
       entry.sink = this;
       this.#pending = false;

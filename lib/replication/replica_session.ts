@@ -72,6 +72,11 @@ export class ReplicaSession {
   /** When the batch being handled was polled (breakdown only). */
   #batchNow = 0;
   #acksSinceSignal = 0;
+  /** Inside a completion batch: posts wait for its end. */
+  #batching = false;
+  /** Seqs whose ACK_POSTED stamp waits for the flush (breakdown only). */
+  readonly #unstampedSeqs: Float64Array;
+  #unstamped = 0;
   #closed = false;
   #failure: Error | undefined;
 
@@ -95,6 +100,7 @@ export class ReplicaSession {
     const delayQueue = new ArrayBuffer((slots + 1) * ackBytes);
     this.#delayQueue = new DataView(delayQueue);
     this.#delayQueueAddress = addressOf(Deno.UnsafePointer.of(delayQueue));
+    this.#unstampedSeqs = new Float64Array(slots);
     this.#send.opcode = O.IBV_WR_SEND;
     this.#send.length = ackBytes;
     this.#recv.length = recordBytes;
@@ -150,6 +156,17 @@ export class ReplicaSession {
   #onCompletions(n: number): void {
     const cq = this.#link.cq;
     if (breakdown.on) this.#batchNow = performance.now();
+    // The batch's RECV re-posts and ack SENDs go in one post each, at its end.
+    this.#batching = true;
+    try {
+      this.#handle(cq, n);
+    } finally {
+      this.#batching = false;
+      this.#flush();
+    }
+  }
+
+  #handle(cq: Link["cq"], n: number): void {
     for (let i = 0; i < n; i++) {
       if (cq.status(i) !== IBV_WC_STATUS.IBV_WC_SUCCESS) {
         // The primary went away (flush) or the transport failed: the session is over.
@@ -234,10 +251,10 @@ export class ReplicaSession {
       return;
     }
     encodeAck(this.#acks, slot * ackBytes, ack);
-    this.#sendAck(this.#acksAddress + slot * ackBytes, slot);
     if (breakdown.on && status === AckStatus.OK && record.flags === 0) {
-      breakdown.stamp(Stamp.ACK_POSTED, seq, performance.now());
+      this.#unstampedSeqs[this.#unstamped++] = seq;
     }
+    this.#sendAck(this.#acksAddress + slot * ackBytes, slot);
     if (faults?.kill?.seq === seq && faults.kill.point === "after-ack" && status === AckStatus.OK) {
       this.#die("killed after sending the ack", seq);
     }
@@ -253,7 +270,25 @@ export class ReplicaSession {
       this.#acksSinceSignal = 0;
     }
     this.#link.qp.sendChain.add(send);
-    this.#link.qp.postSend();
+    if (!this.#batching) this.#flush();
+  }
+
+  /** Posts the RECVs, then the acks, added since the last flush (RECVs first: the primary may send as soon as it has an ack). */
+  #flush(): void {
+    const qp = this.#link.qp;
+    if (qp.recvChain.length > 0) qp.postRecv();
+    if (qp.sendChain.length > 0) {
+      qp.postSend();
+      if (breakdown.on) this.#stampAcksPosted();
+    }
+  }
+
+  #stampAcksPosted(): void {
+    const now = performance.now();
+    for (let i = 0; i < this.#unstamped; i++) {
+      breakdown.stamp(Stamp.ACK_POSTED, this.#unstampedSeqs[i], now);
+    }
+    this.#unstamped = 0;
   }
 
   /** Sends the held-back acks, in order. */
@@ -264,6 +299,7 @@ export class ReplicaSession {
   }
 
   #die(reason: string, seq: number): never {
+    this.#flush(); // what was answered before leaves, as it would have unbatched
     if (trace.on) trace.fault(FaultCode.REPLICA_KILL, seq, 0);
     return selfKill(`replica ${reason} (seq ${seq})`, this.#options.beforeDeath);
   }
@@ -272,7 +308,7 @@ export class ReplicaSession {
     this.#recv.wrId = slot;
     this.#recv.addr = this.#slotsMr.address + slot * recordBytes;
     this.#link.qp.recvChain.add(this.#recv);
-    this.#link.qp.postRecv();
+    if (!this.#batching) this.#flush();
   }
 }
 

@@ -1,0 +1,184 @@
+/**
+ * The whole engine allocates nothing per log: a primary (`Primary.stream`) in namespace A
+ * and a replica (`Replica.listen`) in namespace B, separate processes, replicate 4 KiB logs
+ * through a 1 MiB ring; after a warm-up of 8 laps each side measures its own heap growth
+ * over 16 laps of logs, with `--trace-gc` and a young generation larger than anything the
+ * window could allocate (as in `hot_path_test.ts`). Positive controls: 1040 bytes
+ * allocated per log on one side must show there as >= 1 KiB per log.
+ */
+import assert from "node:assert/strict";
+import { labDir } from "../../lib/lab/paths.ts";
+import { randomSecret } from "../../lib/lab/processes.ts";
+import { type Endpoint, inNamespace } from "../../lib/lab/topology.ts";
+import { labTopology } from "./support/verbs_pair.ts";
+
+const topology = labTopology();
+const { a, b } = topology;
+const replicaTool = new URL("./tools/alloc_replica.ts", import.meta.url).pathname;
+const primaryTool = new URL("./tools/alloc_primary.ts", import.meta.url).pathname;
+
+const ring = "1m";
+const ringBytes = 1 << 20;
+const logBytes = 4096;
+/** 8 laps of the ring: every ring page, slot and work request used, V8 has optimized. */
+const warmup = 2048;
+/** 16 laps measured. */
+const logs = 4096;
+/** Logs after the window, so it closes in steady state (not while the stream drains). */
+const tail = 64;
+/**
+ * Bytes per log allowed on each side. Measured in this Deno (V8, no pointer compression):
+ * one boxed double is 16-24 B, a closure 96 B, a promise with its resolvers ~200 B, the
+ * control's array 1040 B; a 4-field result object ~56-64 B. The bound fails any promise,
+ * closure or 1 KiB per log and leaves room for the two samples and the event loop's own
+ * amortized work (timers, the poller's yields), which does not grow with the log count.
+ */
+const bytesPerLogMax = 64;
+const controlBytesPerLog = 1024;
+const runTimeoutMs = 240_000;
+const readyWaitMs = 60_000;
+// A young generation larger than everything the window could allocate: no collection
+// runs, so the growth of the used heap over the window is exactly what it allocated.
+const v8Flags =
+  "--v8-flags=--trace-gc,--expose-gc,--min-semi-space-size=64,--max-semi-space-size=64";
+const gcLine = /Scavenge|Mark-Compact|Mark-sweep|Minor/;
+
+interface SideReport {
+  bytesPerLog: number;
+  gcs: string[];
+  // deno-lint-ignore no-explicit-any
+  json: any;
+}
+
+function spawn(end: Endpoint, tool: string, args: string[], env: Record<string, string>) {
+  const argv = inNamespace(end, [
+    Deno.execPath(),
+    "run",
+    "-A",
+    "--cached-only",
+    "--no-check",
+    v8Flags,
+    tool,
+    ...args,
+  ]);
+  const child = new Deno.Command(argv[0], {
+    args: argv.slice(1),
+    env,
+    stdin: "null",
+    stdout: "piped",
+    stderr: "inherit",
+  }).spawn();
+  const timer = setTimeout(() => child.kill("SIGKILL"), runTimeoutMs);
+  const output = child.output().finally(() => clearTimeout(timer));
+  let exited = false;
+  output.then(() => (exited = true), () => (exited = true));
+  return { child, output, exited: () => exited };
+}
+
+/** The window's collections and the JSON report of one side's stdout. */
+function report(who: string, out: Deno.CommandOutput): SideReport {
+  const stdout = new TextDecoder().decode(out.stdout);
+  assert.equal(out.code, 0, `the ${who} exited with ${out.code} (see its messages above)`);
+  const begin = stdout.indexOf("@@BEGIN");
+  const end = stdout.indexOf("@@END");
+  assert.ok(begin >= 0 && end > begin, `the ${who} printed both markers, in order`);
+  const gcs = stdout.slice(begin, end).split("\n").filter((l) => gcLine.test(l));
+  const json = JSON.parse(stdout.trim().split("\n").at(-1)!);
+  assert.equal(typeof json.bytesPerLog, "number", `the ${who} measured its window`);
+  return { bytesPerLog: json.bytesPerLog, gcs, json };
+}
+
+/** Runs both sides once; `control` makes that side allocate 1040 bytes per log. */
+async function replicate(control?: "primary" | "replica") {
+  const secret = randomSecret();
+  const counts = ["--warmup", `${warmup}`, "--logs", `${logs}`, "--tail", `${tail}`];
+  await Deno.mkdir(labDir, { recursive: true });
+  const readyFile = await Deno.makeTempFile({ dir: labDir, prefix: "alloc-replica-ready-" });
+  const replica = spawn(b, replicaTool, [
+    "--device",
+    b.device,
+    "--host",
+    b.address,
+    "--ring",
+    ring,
+    "--ready-file",
+    readyFile,
+    ...counts,
+  ], { RRL_SECRET: secret, RRL_ALLOC_CONTROL: control === "replica" ? "1" : "0" });
+  try {
+    let port = 0;
+    const deadline = performance.now() + readyWaitMs;
+    while (!port && !replica.exited() && performance.now() < deadline) {
+      const text = await Deno.readTextFile(readyFile).catch(() => "");
+      if (/^\d+\n$/.test(text)) port = Number(text);
+      else await new Promise((r) => setTimeout(r, 50));
+    }
+    assert.ok(port > 0, `the replica was ready within ${readyWaitMs} ms (see its messages)`);
+    const primary = spawn(a, primaryTool, [
+      "--device",
+      a.device,
+      "--address",
+      a.address,
+      "--host",
+      b.address,
+      "--port",
+      `${port}`,
+      "--ring",
+      ring,
+      "--log-bytes",
+      `${logBytes}`,
+      ...counts,
+    ], { RRL_SECRET: secret, RRL_ALLOC_CONTROL: control === "primary" ? "1" : "0" });
+    const p = report("primary", await primary.output);
+    const r = report("replica", await replica.output);
+    const total = warmup + logs + tail;
+    assert.deepEqual(
+      [p.json.result.replicated, p.json.failedLogs, p.json.result.failure],
+      [total, 0, undefined],
+      `every log replicated (${p.json.firstFailure ?? "no failure reported"})`,
+    );
+    assert.ok(p.json.inOrder, "acks came in sequence order");
+    assert.equal(r.json.accepted, total);
+    assert.deepEqual(r.json.digest, p.json.digest, "the replica holds what the primary sent");
+    assert.ok(
+      p.json.windowLaps >= (logs * logBytes) / ringBytes,
+      `the window covered ${p.json.windowLaps} laps of the ring`,
+    );
+    console.log(
+      `${control ? `control on the ${control}: ` : ""}primary ${p.bytesPerLog.toFixed(1)} B/log ` +
+        `(${p.json.heapBytes} B over ${p.json.measuredLogs} logs, ${p.gcs.length} GCs), ` +
+        `replica ${r.bytesPerLog.toFixed(1)} B/log ` +
+        `(${r.json.heapBytes} B over ${r.json.measuredLogs} logs, ${r.gcs.length} GCs); ` +
+        `window ${p.json.windowLaps.toFixed(1)} laps of a ${ring} ring`,
+    );
+    return { primary: p, replica: r };
+  } finally {
+    replica.child.kill("SIGKILL");
+    await replica.output.catch(() => {});
+    await Deno.remove(readyFile).catch(() => {});
+  }
+}
+
+Deno.test(`engine heap: after a warm-up of ${warmup} logs, ${logs} 4 KiB logs through a 1 MiB ring allocate at most ${bytesPerLogMax} B per log on the primary and on the replica, with no GC in either window`, async () => {
+  const { primary, replica } = await replicate();
+  for (const [who, side] of [["primary", primary], ["replica", replica]] as const) {
+    assert.deepEqual(side.gcs, [], `no GC event inside the ${who}'s window`);
+    assert.ok(
+      side.bytesPerLog <= bytesPerLogMax,
+      `the ${who} allocated ${side.bytesPerLog.toFixed(1)} B per log (bound ${bytesPerLogMax})`,
+    );
+  }
+});
+
+for (const control of ["primary", "replica"] as const) {
+  Deno.test(`engine heap: the measure is a real check on the ${control}: 1040 B allocated per log there shows as >= 1 KiB per log`, async () => {
+    const sides = await replicate(control);
+    const side = sides[control];
+    assert.ok(
+      side.bytesPerLog >= controlBytesPerLog,
+      `only ${side.bytesPerLog.toFixed(1)} B per log measured on the ${control}`,
+    );
+    assert.ok(side.bytesPerLog > bytesPerLogMax, "the control fails the bound");
+    assert.deepEqual(side.gcs, [], "the young generation held it all");
+  });
+}

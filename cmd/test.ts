@@ -31,7 +31,8 @@ export async function run(args: string[]): Promise<number> {
     .exitOverride()
     .configureOutput({ writeErr: (text) => console.error(text.trimEnd()) });
   try {
-    program.parse(args, { from: "user" });
+    // `deno task test -- --host-only` forwards the "--": drop it.
+    program.parse(args[0] === "--" ? args.slice(1) : args, { from: "user" });
   } catch (error) {
     return (error as { exitCode?: number }).exitCode === 0 ? 0 : 2;
   }

@@ -46,12 +46,19 @@ export interface PollerOptions {
    * per loop turn: it may reset what it reports.
    */
   wantsTurn?(): boolean;
+  /**
+   * True when nothing can complete (no work in flight): the loop then sleeps on Deno's
+   * blocking pool, so the event loop runs whatever will post more (a timer, a socket).
+   */
+  idle?(): boolean;
   /** Work posted so far: a turn ends early once it grew (the callers posted). */
   postedCount?(): number;
   /**
    * Sleep on the channel in a synchronous poll(2) of at most this many ms when this is the
-   * process's only running poller (default 2, or `RRL_SYNC_WAIT_MS`; 0: always sleep on
-   * Deno's blocking pool). It blocks the event loop for up to this long.
+   * process's only running poller (default 20, or `RRL_SYNC_WAIT_MS`; 0: always sleep on
+   * Deno's blocking pool). It blocks the event loop for up to this long; a wait that ends
+   * without an event gives the event loop a turn. Long enough that a side waiting for a
+   * peer wakes on the event, not on a timer (a timed wake-up also costs a scheduler tick).
    */
   syncWaitMs?: number;
 }
@@ -67,7 +74,7 @@ let runningPollers = 0;
 export const spinUsMax = 100_000;
 /** The synchronous loop yields to the event loop (TCP control, timers) at least this often. */
 export const macroYieldEveryMs = 50;
-/** ... and this often while it has seen no completion for this long (idle spinning). */
+/** ... and this often while spinning without a completion for this long (spin, hybrid). */
 export const idleMacroYieldMs = 1;
 
 /**
@@ -115,7 +122,7 @@ export class CompletionPoller {
     this.#cq = cq;
     this.#options = options;
     this.#wait = wait;
-    this.#syncWaitMs = options.syncWaitMs ?? Number(Deno.env.get("RRL_SYNC_WAIT_MS") ?? 2);
+    this.#syncWaitMs = options.syncWaitMs ?? Number(Deno.env.get("RRL_SYNC_WAIT_MS") ?? 20);
     if (!Number.isInteger(this.#syncWaitMs) || this.#syncWaitMs < 0 || this.#syncWaitMs > 100) {
       throw new RangeError(`syncWaitMs must be 0..100, got ${this.#syncWaitMs}`);
     }
@@ -147,7 +154,8 @@ export class CompletionPoller {
    * long (then nothing is lost by yielding, and timers and sockets wait less).
    */
   #macroDueMs(now: number, lastActivity: number): number {
-    return now - lastActivity >= idleMacroYieldMs ? idleMacroYieldMs : macroYieldEveryMs;
+    const spinningIdle = this.#wait !== "events" && now - lastActivity >= idleMacroYieldMs;
+    return spinningIdle ? idleMacroYieldMs : macroYieldEveryMs;
   }
 
   async #loop(): Promise<void> {
@@ -206,7 +214,10 @@ export class CompletionPoller {
         continue;
       }
       const quietMs = now - lastActivity;
-      if (this.#syncWaitMs > 0 && runningPollers === 1 && quietMs < syncWaitWhileQuietMs) {
+      const idle = this.#options.idle?.() ?? false;
+      if (
+        this.#syncWaitMs > 0 && runningPollers === 1 && quietMs < syncWaitWhileQuietMs && !idle
+      ) {
         // Sleep in poll(2) on this thread: no thread hop when the event comes, and the CPU
         // is free for the kernel (rxe) and the peer meanwhile.
         if (cq.waitEventSync(this.#syncWaitMs)) lastActivity = performance.now();

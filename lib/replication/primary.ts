@@ -290,6 +290,7 @@ export class Primary implements AsyncDisposable {
         return true;
       },
       postedCount: () => this.#stats.posted,
+      idle: () => engine.inFlight === 0,
       onCompletions: (n) => this.#engine.onCompletions(n),
       onTick: (now) => {
         this.#engine.checkTimeout(now);

@@ -23,7 +23,7 @@ import {
   decodeAck,
   emptyAck,
 } from "../log/ack.ts";
-import { crc32cAt } from "../log/crc32c.ts";
+import { crc32cAt, crc32cPrepare } from "../log/crc32c.ts";
 import { emptyRecord, encodeRecord, recordBytes, RecordFlags } from "../log/record.ts";
 import type { RingCursor } from "../log/ring.ts";
 import { InvariantError } from "../assert.ts";
@@ -163,6 +163,7 @@ export class PrimaryEngine {
     this.#releasedSeq = nextSeq - 1;
     this.#recv.lkey = parts.acksMr.lkey;
     this.#recv.length = ackBytes;
+    crc32cPrepare(parts.memory.address, parts.memory.length);
     // A batch posts at most every record of the flight plus one resend per completion.
     this.#recordSlots = parts.flight.capacity + pollBatchMax;
     this.#unstampedSeqs = new Float64Array(this.#recordSlots);

@@ -7,7 +7,7 @@
  * @module
  */
 import { AckStatus } from "../log/ack.ts";
-import { crc32cAt } from "../log/crc32c.ts";
+import { crc32cAt, crc32cPrepare } from "../log/crc32c.ts";
 import { type LogRecord, RecordFlags } from "../log/record.ts";
 import { placementStart, RingCursor } from "../log/ring.ts";
 import type { MemoryRegion } from "../verbs/pd.ts";
@@ -111,6 +111,7 @@ export class ReplicaState {
     });
     this.maxLogBytes = options.maxLogBytes;
     this.#persist = options.persist;
+    crc32cPrepare(options.memory.address, options.memory.length);
     if (options.resume) this.#resume(options.resume);
     this.#accepted = {
       seq: 0,

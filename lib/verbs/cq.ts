@@ -43,7 +43,10 @@ export class CompletionChannel extends Resource {
   /** The channel's file descriptor. */
   readonly fd: number;
   readonly #pollFd = new DataView(new ArrayBuffer(8)); // struct pollfd
+  readonly #pollFdBytes = new Uint8Array(this.#pollFd.buffer);
   readonly #eventCq = new BigUint64Array(new ArrayBuffer(8));
+  /** The same 8 bytes as two u32 (reading them allocates no BigInt). */
+  readonly #eventCqWords = new Uint32Array(this.#eventCq.buffer);
   readonly #eventContext = new BigUint64Array(new ArrayBuffer(8));
   #waiting = false;
   /** For messages. */
@@ -80,7 +83,7 @@ export class CompletionChannel extends Resource {
    */
   takeEvent(): number {
     const rc = verbs().ibv_get_cq_event(this.ptr, this.#eventCq, this.#eventContext);
-    if (rc === 0) return Number(this.#eventCq[0]);
+    if (rc === 0) return this.#eventCqWords[0] + this.#eventCqWords[1] * 0x1_0000_0000;
     const code = errno();
     if (code === 11) return 0; // EAGAIN: nothing pending
     throw verbsError("ibv_get_cq_event", code, this.label);
@@ -96,7 +99,7 @@ export class CompletionChannel extends Resource {
     this.#waiting = true;
     try {
       const slice = Math.max(0, Math.floor(Math.min(timeoutMs, waitSliceMsMax)));
-      const rc = await libc.symbols.poll(new Uint8Array(this.#pollFd.buffer), 1n, slice);
+      const rc = await libc.symbols.poll(this.#pollFdBytes, 1n, slice);
       return rc > 0;
     } finally {
       this.#waiting = false;
@@ -109,8 +112,7 @@ export class CompletionChannel extends Resource {
    */
   waitReadableSync(timeoutMs: number): boolean {
     this.assertOpen();
-    return libc.symbols.poll_sync(new Uint8Array(this.#pollFd.buffer), 1n, Math.floor(timeoutMs)) >
-      0;
+    return libc.symbols.poll_sync(this.#pollFdBytes, 1n, Math.floor(timeoutMs)) > 0;
   }
 
   protected destroy(): void {

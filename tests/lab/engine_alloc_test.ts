@@ -83,7 +83,10 @@ function report(who: string, out: Deno.CommandOutput): SideReport {
   const end = stdout.indexOf("@@END");
   assert.ok(begin >= 0 && end > begin, `the ${who} printed both markers, in order`);
   const gcs = stdout.slice(begin, end).split("\n").filter((l) => gcLine.test(l));
-  const json = JSON.parse(stdout.trim().split("\n").at(-1)!);
+  // The report is the last JSON line: --trace-gc lines may follow it (collections at exit).
+  const line = stdout.split("\n").filter((l) => l.startsWith("{")).at(-1);
+  assert.ok(line, `the ${who} printed its JSON report`);
+  const json = JSON.parse(line);
   assert.equal(typeof json.bytesPerLog, "number", `the ${who} measured its window`);
   return { bytesPerLog: json.bytesPerLog, gcs, json };
 }
@@ -131,6 +134,13 @@ async function replicate(control?: "primary" | "replica") {
     ], { RRL_SECRET: secret, RRL_ALLOC_CONTROL: control === "primary" ? "1" : "0" });
     const p = report("primary", await primary.output);
     const r = report("replica", await replica.output);
+    console.log(
+      `${control ? `control on the ${control}: ` : ""}primary ${p.bytesPerLog.toFixed(1)} B/log ` +
+        `(${p.json.heapBytes} B over ${p.json.measuredLogs} logs, ${p.gcs.length} GCs), ` +
+        `replica ${r.bytesPerLog.toFixed(1)} B/log ` +
+        `(${r.json.heapBytes} B over ${r.json.measuredLogs} logs, ${r.gcs.length} GCs); ` +
+        `window ${p.json.windowLaps.toFixed(1)} laps of a ${ring} ring`,
+    );
     const total = warmup + logs + tail;
     assert.deepEqual(
       [p.json.result.replicated, p.json.failedLogs, p.json.result.failure],
@@ -140,20 +150,20 @@ async function replicate(control?: "primary" | "replica") {
     assert.ok(p.json.inOrder, "acks came in sequence order");
     assert.equal(r.json.accepted, total);
     assert.deepEqual(r.json.digest, p.json.digest, "the replica holds what the primary sent");
+    // Sampled at two acks, the write position may differ by the logs in flight (< 1 lap).
     assert.ok(
-      p.json.windowLaps >= (logs * logBytes) / ringBytes,
+      p.json.windowLaps >= (logs * logBytes) / ringBytes - 1,
       `the window covered ${p.json.windowLaps} laps of the ring`,
-    );
-    console.log(
-      `${control ? `control on the ${control}: ` : ""}primary ${p.bytesPerLog.toFixed(1)} B/log ` +
-        `(${p.json.heapBytes} B over ${p.json.measuredLogs} logs, ${p.gcs.length} GCs), ` +
-        `replica ${r.bytesPerLog.toFixed(1)} B/log ` +
-        `(${r.json.heapBytes} B over ${r.json.measuredLogs} logs, ${r.gcs.length} GCs); ` +
-        `window ${p.json.windowLaps.toFixed(1)} laps of a ${ring} ring`,
     );
     return { primary: p, replica: r };
   } finally {
-    replica.child.kill("SIGKILL");
+    if (!replica.exited()) {
+      try {
+        replica.child.kill("SIGKILL");
+      } catch {
+        // it exited in between
+      }
+    }
     await replica.output.catch(() => {});
     await Deno.remove(readyFile).catch(() => {});
   }

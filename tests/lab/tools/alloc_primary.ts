@@ -62,7 +62,7 @@ const control = Deno.env.get("RRL_ALLOC_CONTROL") === "1";
 
 /** Fixed-size logs, every field preallocated; marks the window from `replicated`. */
 class FixedLogs implements LogProducer {
-  readonly window = new HeapWindow();
+  readonly window = new HeapWindow("primary");
   described = 0;
   replicatedLogs = 0;
   failedLogs = 0;
@@ -134,7 +134,9 @@ try {
       timeoutMs,
     );
   });
+  await producer.window.prepare();
   result = await Promise.race([primary.stream(producer), timeout]);
+  await Promise.race([producer.window.finish(), timeout]);
   digest = primary.digest();
 } finally {
   clearTimeout(timer);

@@ -49,11 +49,12 @@ if (!(warmup >= 1 && logs >= 2 && total >= last && timeoutMs > 0)) {
 }
 
 const control = Deno.env.get("RRL_ALLOC_CONTROL") === "1";
-const window = new HeapWindow();
+const window = new HeapWindow("replica");
 const allArrived = Promise.withResolvers<void>();
 let sink: unknown = undefined;
 let persisted = 0;
 
+await window.prepare();
 const replica = await Replica.listen({
   device: values.device,
   address: values.host,
@@ -86,6 +87,7 @@ try {
     );
   });
   await Promise.race([allArrived.promise, timeout]);
+  await Promise.race([window.finish(), timeout]);
   await Promise.race([replica.sessionEnded(), timeout]);
 } finally {
   clearTimeout(timer);

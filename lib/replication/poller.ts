@@ -103,6 +103,10 @@ export class CompletionPoller {
   readonly #syncWaitMs: number;
   #running: Promise<void> | undefined;
   #stopped = false;
+  /** Now, the last completion and the last macrotask yield (ms). */
+  readonly #times = new Float64Array(3);
+  /** Spin budget after the last completion: none for events, unbounded for spin. */
+  readonly #spinMs: number;
 
   /** Validates the options; `start()` begins polling. */
   constructor(cq: CompletionQueue, options: PollerOptions) {
@@ -122,6 +126,7 @@ export class CompletionPoller {
     this.#cq = cq;
     this.#options = options;
     this.#wait = wait;
+    this.#spinMs = wait === "spin" ? Infinity : wait === "events" ? 0 : options.spinUs / 1000;
     this.#syncWaitMs = options.syncWaitMs ?? Number(Deno.env.get("RRL_SYNC_WAIT_MS") ?? 20);
     if (!Number.isInteger(this.#syncWaitMs) || this.#syncWaitMs < 0 || this.#syncWaitMs > 100) {
       throw new RangeError(`syncWaitMs must be 0..100, got ${this.#syncWaitMs}`);
@@ -158,37 +163,64 @@ export class CompletionPoller {
     return spinningIdle ? idleMacroYieldMs : macroYieldEveryMs;
   }
 
-  async #loop(): Promise<void> {
+  /**
+   * The synchronous part: poll, handle, poll again, until a reason to leave the loop. Its
+   * times live in a Float64Array, not in the async loop's variables (a double stored in an
+   * async function's context is a new heap number each time).
+   */
+  #spin(): number {
     const cq = this.#cq;
     const { onCompletions, onTick, wantsTurn } = this.#options;
-    // Spin budget after the last completion: none for events, unbounded for spin.
-    const spinMs = this.#wait === "spin"
-      ? Infinity
-      : this.#wait === "events"
-      ? 0
-      : this.#options.spinUs / 1000;
-    let now = performance.now();
-    let lastActivity = now;
-    let lastMacroYield = now;
+    const t = this.#times;
+    for (;;) {
+      const n = cq.poll();
+      if (n > 0) onCompletions(n);
+      const now = performance.now();
+      t[NOW] = now;
+      if (n > 0) t[LAST_ACTIVITY] = now;
+      onTick?.(now);
+      if (this.#stopped) return Leave.STOP;
+      if (wantsTurn !== undefined && wantsTurn()) return Leave.TURN;
+      if (now - t[LAST_YIELD] >= this.#macroDueMs(now, t[LAST_ACTIVITY])) return Leave.YIELD;
+      if (n === 0 && now - t[LAST_ACTIVITY] >= this.#spinMs) return Leave.SLEEP;
+    }
+  }
+
+  /** Arms the CQ and sleeps (sync when allowed); true when the event loop needs a turn. */
+  #sleepSync(): boolean {
+    const cq = this.#cq;
+    const t = this.#times;
+    // Arm, poll once more (a completion may have slipped in), then sleep.
+    cq.requestNotify();
+    const late = cq.poll();
+    if (late > 0) {
+      this.#options.onCompletions(late);
+      t[LAST_ACTIVITY] = performance.now();
+      return false;
+    }
+    if (cq.waitEventSync(this.#syncWaitMs)) {
+      t[LAST_ACTIVITY] = performance.now();
+      return false;
+    }
+    // Nothing came: whatever the caller waits for is on the event loop (a timer, a socket,
+    // a de-stager freeing ring space); give it a turn now.
+    return true;
+  }
+
+  /** Whether the next sleep may block this thread (alone, recently busy, work in flight). */
+  #maySleepSync(): boolean {
+    const t = this.#times;
+    return this.#syncWaitMs > 0 && runningPollers === 1 &&
+      t[NOW] - t[LAST_ACTIVITY] < syncWaitWhileQuietMs && !(this.#options.idle?.() ?? false);
+  }
+
+  async #loop(): Promise<void> {
+    const t = this.#times;
+    t[NOW] = t[LAST_ACTIVITY] = t[LAST_YIELD] = performance.now();
     while (!this.#stopped) {
-      // The synchronous part: poll, handle, poll again, until a reason to leave.
-      let turn = false;
-      for (;;) {
-        const n = cq.poll();
-        if (n > 0) onCompletions(n);
-        now = performance.now();
-        if (n > 0) lastActivity = now;
-        onTick?.(now);
-        if (this.#stopped) break;
-        if (wantsTurn !== undefined && wantsTurn()) {
-          turn = true;
-          break;
-        }
-        if (now - lastMacroYield >= this.#macroDueMs(now, lastActivity)) break;
-        if (n === 0 && now - lastActivity >= spinMs) break;
-      }
-      if (this.#stopped) break;
-      if (turn) {
+      const leave = this.#spin();
+      if (leave === Leave.STOP) break;
+      if (leave === Leave.TURN) {
         // The settled promises' callers run and post more. A microtask queued by a caller
         // lands behind this loop's own continuation, so await once per level of their
         // promise chains, until they posted something (bounded).
@@ -198,39 +230,30 @@ export class CompletionPoller {
           await null;
           if (posted !== undefined && posted() !== before) break;
         }
-        continue;
-      }
-      if (now - lastMacroYield >= this.#macroDueMs(now, lastActivity)) {
-        lastMacroYield = now;
+      } else if (leave === Leave.YIELD) {
+        t[LAST_YIELD] = t[NOW];
         await this.#yield.next();
-        continue;
-      }
-      // Quiet: arm, poll once more (a completion may have slipped in), then sleep.
-      cq.requestNotify();
-      const late = cq.poll();
-      if (late > 0) {
-        onCompletions(late);
-        lastActivity = performance.now();
-        continue;
-      }
-      const quietMs = now - lastActivity;
-      const idle = this.#options.idle?.() ?? false;
-      if (
-        this.#syncWaitMs > 0 && runningPollers === 1 && quietMs < syncWaitWhileQuietMs && !idle
-      ) {
-        // Sleep in poll(2) on this thread: no thread hop when the event comes, and the CPU
-        // is free for the kernel (rxe) and the peer meanwhile.
-        if (cq.waitEventSync(this.#syncWaitMs)) lastActivity = performance.now();
-        else {
-          // Nothing came: whatever the caller waits for is on the event loop (a timer, a
-          // socket, a de-stager freeing ring space); give it a turn now.
-          lastMacroYield = performance.now();
+      } else if (this.#maySleepSync()) {
+        if (this.#sleepSync()) {
+          t[LAST_YIELD] = performance.now();
           await this.#yield.next();
         }
       } else {
-        if (await cq.waitEvent(this.#options.idleWaitMs)) lastActivity = performance.now();
-        lastMacroYield = performance.now();
+        // Sleep on Deno's blocking pool: the event loop runs meanwhile.
+        this.#cq.requestNotify();
+        const late = this.#cq.poll();
+        if (late > 0) this.#options.onCompletions(late);
+        else if (await this.#cq.waitEvent(this.#options.idleWaitMs)) {
+          t[LAST_ACTIVITY] = performance.now();
+        }
+        if (late > 0) t[LAST_ACTIVITY] = performance.now();
+        t[LAST_YIELD] = performance.now();
       }
     }
   }
 }
+
+/** Why the synchronous part returned. */
+const Leave = { STOP: 0, TURN: 1, YIELD: 2, SLEEP: 3 } as const;
+/** Slots of the poller's times (ms, performance.now()). */
+const NOW = 0, LAST_ACTIVITY = 1, LAST_YIELD = 2;

@@ -150,7 +150,7 @@ export function run(args: string[]): Promise<number> {
     Deno.addSignalListener("SIGTERM", onSignal);
     try {
       if (opts.once) {
-        await Promise.race([stop.promise, waitForSessionEnd(replica)]);
+        await Promise.race([stop.promise, replica.firstSessionEnded()]);
       } else {
         await stop.promise;
       }
@@ -169,14 +169,6 @@ export function run(args: string[]): Promise<number> {
     else console.error(describe(stats, verifier));
     return verifier && verifier.value().mismatches > 0 ? 1 : 0;
   });
-}
-
-async function waitForSessionEnd(replica: Replica): Promise<void> {
-  const pollMs = 20;
-  while (replica.stats().sessions === 0 || replica.stats().sessionActive) {
-    await new Promise((r) => setTimeout(r, pollMs));
-  }
-  await replica.sessionEnded();
 }
 
 function stall(us: number): void {

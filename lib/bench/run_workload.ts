@@ -111,7 +111,11 @@ class WorkloadProducer implements LogProducer {
     if (log.seq <= this.#lastSeq) this.inOrder = false;
     this.#lastSeq = log.seq;
     this.acked++;
-    this.latency.record(log.latencyUs, log.length);
+    // Through the pending buffer: a latency passed as an argument is boxed per log.
+    const latency = this.latency;
+    if (latency.pendingCount >= latency.pending.length) latency.recordPending();
+    latency.pending[latency.pendingCount++] = log.latencyUs;
+    latency.addBytes(log.length);
     this.#progress();
   }
 

@@ -16,7 +16,15 @@
  */
 
 import { InvariantError } from "../assert.ts";
-import { readU64Safe, writeU64Safe } from "./record.ts";
+
+const twoTo32 = 0x1_0000_0000;
+/** Largest u64 value a number carries exactly, and the high half of it. */
+const u64Max = Number.MAX_SAFE_INTEGER;
+const safeHighMax = 0x1f_ffff;
+
+function badU64(field: string, value: number): never {
+  throw new InvariantError(`ack ${field} must be a safe integer ≥ 0: ${value}`);
+}
 
 /** Size of an ack on the wire, in bytes. */
 export const ackBytes = 32;
@@ -108,12 +116,24 @@ export function encodeAck(view: DataView, offset: number, ack: Ack): void {
   if (!(Number.isInteger(ack.status) && ack.status >= 0 && ack.status <= 0xffff)) {
     throw new InvariantError(`ack status must be a u16: ${ack.status}`);
   }
-  view.setUint32(offset, ackMagic, true);
+  // Inline checks and int32 halves: no number boxed per ack in any tier (see record.ts).
+  const seq = ack.seq, nextSeq = ack.nextSeq, released = ack.released;
+  if (!(seq >= 0 && seq <= u64Max && Math.floor(seq) === seq)) badU64("seq", seq);
+  if (!(nextSeq >= 0 && nextSeq <= u64Max && Math.floor(nextSeq) === nextSeq)) {
+    badU64("nextSeq", nextSeq);
+  }
+  if (!(released >= 0 && released <= u64Max && Math.floor(released) === released)) {
+    badU64("released", released);
+  }
+  view.setInt32(offset, ackMagic | 0, true);
   view.setUint16(offset + 4, ackVersion, true);
   view.setUint16(offset + 6, ack.status, true);
-  writeU64Safe(view, offset + 8, ack.seq);
-  writeU64Safe(view, offset + 16, ack.nextSeq);
-  writeU64Safe(view, offset + 24, ack.released);
+  view.setInt32(offset + 8, seq | 0, true);
+  view.setInt32(offset + 12, (seq / twoTo32) | 0, true);
+  view.setInt32(offset + 16, nextSeq | 0, true);
+  view.setInt32(offset + 20, (nextSeq / twoTo32) | 0, true);
+  view.setInt32(offset + 24, released | 0, true);
+  view.setInt32(offset + 28, (released / twoTo32) | 0, true);
 }
 
 /**
@@ -127,14 +147,19 @@ export function decodeAck(view: DataView, offset: number, out: Ack): AckReason {
     throw new InvariantError(`ack offset must be ≥ 0: ${offset}`);
   }
   if (offset + ackBytes > view.byteLength) return AckReason.TRUNCATED;
-  if (view.getUint32(offset, true) !== ackMagic) return AckReason.BAD_MAGIC;
+  if (view.getInt32(offset, true) !== (ackMagic | 0)) return AckReason.BAD_MAGIC;
   if (view.getUint16(offset + 4, true) !== ackVersion) return AckReason.BAD_VERSION;
   const status = view.getUint16(offset + 6, true);
   if (status > statusMax) return AckReason.UNKNOWN_STATUS;
-  const seq = readU64Safe(view, offset + 8);
-  const nextSeq = readU64Safe(view, offset + 16);
-  const released = readU64Safe(view, offset + 24);
-  if (seq < 0 || nextSeq < 0 || released < 0) return AckReason.U64_TOO_LARGE;
+  const seqHigh = view.getInt32(offset + 12, true) >>> 0;
+  const nextHigh = view.getInt32(offset + 20, true) >>> 0;
+  const releasedHigh = view.getInt32(offset + 28, true) >>> 0;
+  if (seqHigh > safeHighMax || nextHigh > safeHighMax || releasedHigh > safeHighMax) {
+    return AckReason.U64_TOO_LARGE;
+  }
+  const seq = seqHigh * twoTo32 + (view.getInt32(offset + 8, true) >>> 0);
+  const nextSeq = nextHigh * twoTo32 + (view.getInt32(offset + 16, true) >>> 0);
+  const released = releasedHigh * twoTo32 + (view.getInt32(offset + 24, true) >>> 0);
   out.status = status;
   out.seq = seq;
   out.nextSeq = nextSeq;

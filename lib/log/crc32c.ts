@@ -79,7 +79,7 @@ function jsRawView(raw: number, view: DataView, offset: number, length: number):
   const end = offset + length;
   for (; i + 8 <= end; i += 8) {
     c ^= view.getInt32(i, true);
-    const h = view.getUint32(i + 4, true);
+    const h = view.getInt32(i + 4, true); // int32: a uint32 >= 2^31 could be boxed
     c = table[1792 + (c & 0xff)] ^ table[1536 + ((c >>> 8) & 0xff)] ^
       table[1280 + ((c >>> 16) & 0xff)] ^ table[1024 + (c >>> 24)] ^
       table[768 + (h & 0xff)] ^ table[512 + ((h >>> 8) & 0xff)] ^
@@ -172,6 +172,11 @@ const isalSymbols = {
     parameters: ["pointer", "i32", "u32"],
     result: "u32",
   },
+  crc32_iscsi_i32: {
+    name: "crc32_iscsi", // the same function on int32 bits: no heap number in or out
+    parameters: ["pointer", "i32", "i32"],
+    result: "i32",
+  },
   crc32_iscsi_at: {
     name: "crc32_iscsi", // the same function, taking a plain address (slow call path)
     parameters: ["usize", "i32", "u32"],
@@ -189,6 +194,7 @@ function readEnv(name: string): string | undefined {
 }
 
 let isalLoaded: Crc32cBackend | null | undefined;
+let isalCalls: Deno.DynamicLibrary<typeof isalSymbols>["symbols"] | undefined;
 let isalError = "";
 
 /** Returns the libisal2 backend, or null when the library cannot be loaded (see `isalLoadError`). */
@@ -197,6 +203,7 @@ export function isalBackend(): Crc32cBackend | null {
   const path = readEnv("RRL_LIBISAL") || "libisal.so.2";
   try {
     const { symbols } = Deno.dlopen(path, isalSymbols);
+    isalCalls = symbols;
     isalLoaded = {
       name: "isal",
       update(crc: number, bytes: Uint8Array): number {
@@ -311,4 +318,66 @@ export function crc32cView(view: DataView, offset: number, length: number): numb
     );
   }
   return (jsRawView(-1, view, offset, length) ^ -1) >>> 0;
+}
+
+/**
+ * CRC32C over spans of one region (a ring) for the hot path: the page pointers (isal) or
+ * the byte view (js) are made once here, and {@linkcode RegionCrc.int32At} takes and
+ * returns small integers only, so no tier of V8 boxes a number per call (a CRC at or
+ * above 2^31 returned as a number would be one heap number per log).
+ */
+export class RegionCrc {
+  readonly #pointers: Deno.PointerObject[] = [];
+  readonly #bytes: Uint8Array;
+  readonly #length: number;
+
+  /** `length` bytes at `baseAddress` (registered memory owned elsewhere, up to 1 GiB). */
+  constructor(baseAddress: number, length: number) {
+    checkSpan(baseAddress, 0, length);
+    if (length < 1 || length > pagePointersMax * pageBytes) {
+      throw new RangeError(`Cannot checksum a region of ${length} bytes: 1 B to 1 GiB`);
+    }
+    this.#length = length;
+    const base = Deno.UnsafePointer.create(BigInt(baseAddress))!;
+    this.#bytes = new Uint8Array(Deno.UnsafePointerView.getArrayBuffer(base, length));
+    if (active.name === "isal") {
+      for (let offset = 0; offset < length; offset += pageBytes) {
+        this.#pointers.push(Deno.UnsafePointer.create(BigInt(baseAddress + offset))!);
+      }
+    }
+  }
+
+  /**
+   * The CRC32C of `length` bytes at `offset` as a signed 32-bit integer: `>>> 0` gives the
+   * value {@linkcode crc32cAt} returns. Spans that start on a page go to isal when it is
+   * the active backend; others run the js kernel.
+   */
+  int32At(offset: number, length: number): number {
+    if (
+      !(offset >= 0 && length >= 0 && offset + length <= this.#length) ||
+      (offset | 0) !== offset || (length | 0) !== length
+    ) {
+      throw new RangeError(
+        `Cannot checksum ${length} bytes at offset ${offset} of a ${this.#length}-byte region`,
+      );
+    }
+    if (length === 0) return 0;
+    if (this.#pointers.length === 0 || offset % pageBytes !== 0) {
+      return jsRaw(-1, this.#bytes, offset, offset + length) ^ -1;
+    }
+    return isalCalls!.crc32_iscsi_i32(this.#pointers[offset / pageBytes], length, -1) ^ -1;
+  }
+}
+
+/**
+ * The CRC32C of `length` bytes of `view` at `offset` as a signed 32-bit integer (the bits
+ * of {@linkcode crc32cView}'s result), for hot paths that compare it with `getInt32`.
+ */
+export function crc32cViewInt32(view: DataView, offset: number, length: number): number {
+  if (!(offset >= 0 && length >= 0 && offset + length <= view.byteLength)) {
+    throw new RangeError(
+      `Cannot checksum ${length} bytes at offset ${offset} of a ${view.byteLength}-byte view`,
+    );
+  }
+  return jsRawView(-1, view, offset, length) ^ -1;
 }

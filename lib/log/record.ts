@@ -18,7 +18,7 @@
  */
 
 import { InvariantError } from "../assert.ts";
-import { crc32cView } from "./crc32c.ts";
+import { crc32cViewInt32 } from "./crc32c.ts";
 
 /** Size of a record on the wire, in bytes. */
 export const recordBytes = 64;
@@ -163,17 +163,17 @@ export function writeU64Safe(view: DataView, offset: number, value: number): voi
   view.setUint32(offset + 4, Math.floor(value / 0x1_0000_0000), true);
 }
 
-/** Asserts that `value` fits an unsigned field of `bits` bits. */
-function assertUint(value: number, bits: number, field: string): void {
-  if (!(Number.isInteger(value) && value >= 0 && value < 2 ** bits)) {
-    throw new InvariantError(`${field} must be a u${bits}: ${value}`);
-  }
-}
-
 /** Recomputes and stores `recordCrc` over bytes 0..55 of the record at `offset`. */
 export function sealRecord(view: DataView, offset: number): void {
-  view.setUint32(offset + 56, crc32cView(view, offset, recordCrcCoveredBytes), true);
+  view.setInt32(offset + 56, crc32cViewInt32(view, offset, recordCrcCoveredBytes), true);
 }
+
+// The codecs below read every field into a local, check it inline and write 32-bit halves
+// as int32 (`| 0`): a u64, a u32 at or above 2^31 or a timestamp passed to a helper V8 did
+// not inline is a heap number, one allocation per field per log on the hot path.
+
+/** Largest u64 field value a number carries exactly. */
+const u64Max = Number.MAX_SAFE_INTEGER;
 
 /**
  * Writes `record` as 64 bytes at `offset` of `view` and seals it with `recordCrc`.
@@ -186,23 +186,50 @@ export function encodeRecord(view: DataView, offset: number, record: LogRecord):
       `record at offset ${offset} does not fit a ${view.byteLength}-byte view`,
     );
   }
-  assertUint(record.flags, 16, "flags");
-  assertUint(record.dataLength, 32, "dataLength");
-  assertUint(record.dataCrc, 32, "dataCrc");
-  assertUint(record.lbaFlags, 32, "lbaFlags");
-  view.setUint32(offset, recordMagic, true);
+  const flags = record.flags, dataLength = record.dataLength, dataCrc = record.dataCrc;
+  const lbaFlags = record.lbaFlags, seq = record.seq, dataOffset = record.dataOffset;
+  const lba = record.lba, timestampNs = record.timestampNs;
+  if (!(flags >= 0 && flags <= 0xffff && Math.floor(flags) === flags)) badField("flags", flags);
+  if (!(dataLength >= 0 && dataLength <= 0xffff_ffff && Math.floor(dataLength) === dataLength)) {
+    badField("dataLength", dataLength);
+  }
+  if (!(dataCrc >= 0 && dataCrc <= 0xffff_ffff && Math.floor(dataCrc) === dataCrc)) {
+    badField("dataCrc", dataCrc);
+  }
+  if (!(lbaFlags >= 0 && lbaFlags <= 0xffff_ffff && Math.floor(lbaFlags) === lbaFlags)) {
+    badField("lbaFlags", lbaFlags);
+  }
+  if (!(seq >= 0 && seq <= u64Max && Math.floor(seq) === seq)) badField("seq", seq);
+  if (!(dataOffset >= 0 && dataOffset <= u64Max && Math.floor(dataOffset) === dataOffset)) {
+    badField("dataOffset", dataOffset);
+  }
+  if (!(lba >= 0 && lba <= u64Max && Math.floor(lba) === lba)) badField("lba", lba);
+  if (!(timestampNs >= 0 && timestampNs <= u64Max && Math.floor(timestampNs) === timestampNs)) {
+    badField("timestampNs", timestampNs);
+  }
+  view.setInt32(offset, recordMagic | 0, true);
   view.setUint16(offset + 4, recordVersion, true);
-  view.setUint16(offset + 6, record.flags, true);
-  writeU64Safe(view, offset + 8, record.seq);
-  writeU64Safe(view, offset + 16, record.dataOffset);
-  view.setUint32(offset + 24, record.dataLength, true);
-  view.setUint32(offset + 28, record.dataCrc, true);
-  writeU64Safe(view, offset + 32, record.lba);
-  view.setUint32(offset + 40, record.lbaFlags, true);
-  view.setUint32(offset + 44, 0, true);
-  writeU64Safe(view, offset + 48, record.timestampNs);
-  view.setUint32(offset + 60, 0, true);
+  view.setUint16(offset + 6, flags, true);
+  view.setInt32(offset + 8, seq | 0, true);
+  view.setInt32(offset + 12, (seq / twoTo32) | 0, true);
+  view.setInt32(offset + 16, dataOffset | 0, true);
+  view.setInt32(offset + 20, (dataOffset / twoTo32) | 0, true);
+  view.setInt32(offset + 24, dataLength | 0, true);
+  view.setInt32(offset + 28, dataCrc | 0, true);
+  view.setInt32(offset + 32, lba | 0, true);
+  view.setInt32(offset + 36, (lba / twoTo32) | 0, true);
+  view.setInt32(offset + 40, lbaFlags | 0, true);
+  view.setInt32(offset + 44, 0, true);
+  view.setInt32(offset + 48, timestampNs | 0, true);
+  view.setInt32(offset + 52, (timestampNs / twoTo32) | 0, true);
+  view.setInt32(offset + 60, 0, true);
   sealRecord(view, offset);
+}
+
+const twoTo32 = 0x1_0000_0000;
+
+function badField(field: string, value: number): never {
+  throw new InvariantError(`${field} does not fit its record field: ${value}`);
 }
 
 /**
@@ -220,26 +247,34 @@ export function decodeRecord(
     throw new InvariantError(`record offset must be ≥ 0: ${offset}`);
   }
   if (offset + recordBytes > view.byteLength) return RecordReason.TRUNCATED;
-  if (view.getUint32(offset, true) !== recordMagic) return RecordReason.BAD_MAGIC;
+  if (view.getInt32(offset, true) !== (recordMagic | 0)) return RecordReason.BAD_MAGIC;
   if (view.getUint16(offset + 4, true) !== recordVersion) return RecordReason.BAD_VERSION;
-  const crc = crc32cView(view, offset, recordCrcCoveredBytes);
-  if (view.getUint32(offset + 56, true) !== crc) return RecordReason.BAD_RECORD_CRC;
-  if (view.getUint32(offset + 44, true) !== 0 || view.getUint32(offset + 60, true) !== 0) {
+  const crc = crc32cViewInt32(view, offset, recordCrcCoveredBytes);
+  if (view.getInt32(offset + 56, true) !== crc) return RecordReason.BAD_RECORD_CRC;
+  if (view.getInt32(offset + 44, true) !== 0 || view.getInt32(offset + 60, true) !== 0) {
     return RecordReason.RESERVED_NOT_ZERO;
   }
   const flags = view.getUint16(offset + 6, true);
   if ((flags & ~knownFlags) !== 0) return RecordReason.UNKNOWN_FLAGS;
   if ((flags & (flags - 1)) !== 0) return RecordReason.CONFLICTING_FLAGS;
-  const lbaFlags = view.getUint32(offset + 40, true);
+  const lbaFlags = view.getInt32(offset + 40, true) >>> 0;
   if ((lbaFlags & ~knownLbaFlags) !== 0) return RecordReason.UNKNOWN_LBA_FLAGS;
-  const seq = readU64Safe(view, offset + 8);
-  const dataOffset = readU64Safe(view, offset + 16);
-  const lba = readU64Safe(view, offset + 32);
-  const timestampNs = readU64Safe(view, offset + 48);
-  if (seq < 0 || dataOffset < 0 || lba < 0 || timestampNs < 0) return RecordReason.U64_TOO_LARGE;
+  // u64 halves read as int32 and made unsigned here; a high half above safeHighMax is out.
+  const seqHigh = view.getInt32(offset + 12, true) >>> 0;
+  const offsetHigh = view.getInt32(offset + 20, true) >>> 0;
+  const lbaHigh = view.getInt32(offset + 36, true) >>> 0;
+  const timeHigh = view.getInt32(offset + 52, true) >>> 0;
+  if (
+    seqHigh > safeHighMax || offsetHigh > safeHighMax || lbaHigh > safeHighMax ||
+    timeHigh > safeHighMax
+  ) return RecordReason.U64_TOO_LARGE;
+  const seq = seqHigh * twoTo32 + (view.getInt32(offset + 8, true) >>> 0);
+  const dataOffset = offsetHigh * twoTo32 + (view.getInt32(offset + 16, true) >>> 0);
+  const lba = lbaHigh * twoTo32 + (view.getInt32(offset + 32, true) >>> 0);
+  const timestampNs = timeHigh * twoTo32 + (view.getInt32(offset + 48, true) >>> 0);
   if (dataOffset % dataAlignBytes !== 0) return RecordReason.OFFSET_NOT_ALIGNED;
-  const dataLength = view.getUint32(offset + 24, true);
-  const dataCrc = view.getUint32(offset + 28, true);
+  const dataLength = view.getInt32(offset + 24, true) >>> 0;
+  const dataCrc = view.getInt32(offset + 28, true) >>> 0;
   if (flags === RecordFlags.NOP) {
     if (seq !== 0 || dataLength !== 0) return RecordReason.NOP_NOT_EMPTY;
     if (dataCrc !== 0) return RecordReason.DATA_CRC_NOT_ZERO;

@@ -29,15 +29,15 @@ export class LogDigest {
   #bytes = 0;
   #lastSeq = 0;
 
-  /** Feeds one log. */
+  /** Feeds one log; `crc` as a u32 or as its int32 bits (`crc | 0`, never boxed). */
   add(seq: number, lba: number, length: number, crc: number): void {
     const v = this.#view;
-    v.setUint32(0, seq % 0x1_0000_0000, true);
-    v.setUint32(4, Math.floor(seq / 0x1_0000_0000), true);
-    v.setUint32(8, lba % 0x1_0000_0000, true);
-    v.setUint32(12, Math.floor(lba / 0x1_0000_0000), true);
-    v.setUint32(16, length, true);
-    v.setUint32(20, crc, true);
+    v.setInt32(0, seq | 0, true);
+    v.setInt32(4, (seq / 0x1_0000_0000) | 0, true);
+    v.setInt32(8, lba | 0, true);
+    v.setInt32(12, (lba / 0x1_0000_0000) | 0, true);
+    v.setInt32(16, length | 0, true);
+    v.setInt32(20, crc | 0, true);
     // 24 bytes: the table loop beats an FFI call, and the CRC is the same on either side.
     this.#crc = jsBackend.update(this.#crc, this.#tuple);
     this.#count++;

@@ -38,8 +38,12 @@ export interface PollerOptions {
   idleWaitMs: number;
   /** Called with the number of completions in the CQ's array; handles them. */
   onCompletions(count: number): void;
-  /** Called once per loop turn with the time of that turn (timeouts); may stop the poller. */
-  onTick?(now: number): void;
+  /**
+   * Called once per loop turn (timeouts); the turn's time is `clock[0]` of the poller (ms,
+   * `performance.now()`), read there rather than passed: a double argument is boxed.
+   * May stop the poller.
+   */
+  onTick?(): void;
   /**
    * True when the handler settled promises whose callers need a microtask turn to post
    * more (the promise API); the loop then awaits once before polling again. Called once
@@ -67,6 +71,14 @@ export interface PollerOptions {
 const turnAwaitsMax = 16;
 /** After this long without completions, sleep on the blocking pool (costs no CPU). */
 const syncWaitWhileQuietMs = 50;
+/**
+ * Event-loop turns the pollers of this process took, counted for the heap tests: each
+ * macrotask yield and each asynchronous wait allocates (a promise and the op's state),
+ * bounded in time (at most one yield per {@linkcode macroYieldEveryMs} while busy), never
+ * per completion.
+ */
+export const pollerTurns = { yields: 0, asyncWaits: 0 };
+
 /** Pollers running in this process (sync waits only when alone). */
 let runningPollers = 0;
 
@@ -103,8 +115,10 @@ export class CompletionPoller {
   readonly #syncWaitMs: number;
   #running: Promise<void> | undefined;
   #stopped = false;
-  /** Now, the last completion and the last macrotask yield (ms). */
+  /** Now, the last completion and the last macrotask yield (ms); `clock` is its first slot. */
   readonly #times = new Float64Array(3);
+  /** `clock[0]`: the time of the current loop turn (ms), for `onTick`. */
+  readonly clock: Float64Array = this.#times.subarray(NOW, NOW + 1);
   /** Spin budget after the last completion: none for events, unbounded for spin. */
   readonly #spinMs: number;
 
@@ -178,7 +192,7 @@ export class CompletionPoller {
       const now = performance.now();
       t[NOW] = now;
       if (n > 0) t[LAST_ACTIVITY] = now;
-      onTick?.(now);
+      onTick?.();
       if (this.#stopped) return Leave.STOP;
       if (wantsTurn !== undefined && wantsTurn()) return Leave.TURN;
       if (now - t[LAST_YIELD] >= this.#macroDueMs(now, t[LAST_ACTIVITY])) return Leave.YIELD;
@@ -232,14 +246,17 @@ export class CompletionPoller {
         }
       } else if (leave === Leave.YIELD) {
         t[LAST_YIELD] = t[NOW];
+        pollerTurns.yields++;
         await this.#yield.next();
       } else if (this.#maySleepSync()) {
         if (this.#sleepSync()) {
           t[LAST_YIELD] = performance.now();
+          pollerTurns.yields++;
           await this.#yield.next();
         }
       } else {
         // Sleep on Deno's blocking pool: the event loop runs meanwhile.
+        pollerTurns.asyncWaits++;
         this.#cq.requestNotify();
         const late = this.#cq.poll();
         if (late > 0) this.#options.onCompletions(late);

@@ -292,11 +292,12 @@ export class Primary implements AsyncDisposable {
       postedCount: () => this.#stats.posted,
       idle: () => engine.inFlight === 0,
       onCompletions: (n) => this.#engine.onCompletions(n),
-      onTick: (now) => {
-        this.#engine.checkTimeout(now);
-        this.#admission.expire(now);
+      onTick: () => {
+        this.#engine.checkTimeout(poller.clock);
+        this.#admission.expire(poller.clock);
       },
     });
+    const poller = this.#poller;
     this.#poller.start();
     this.#poller.done.catch((error) => {
       // A verb of the loop failed (the device was removed: EIO): the session is over.

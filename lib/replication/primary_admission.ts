@@ -47,7 +47,8 @@ export class Admission {
     if (this.#waiters.length === 0 && this.engine.canPost(length)) {
       const entry = this.engine.takeLog();
       const promise = promiseFor(entry);
-      this.engine.postLog(entry, source, length, lba, lbaFlags, submitted);
+      entry.submitted = submitted;
+      this.engine.postLog(entry, source, length, lba, lbaFlags);
       return promise;
     }
     if (this.#waiters.length >= waitersMax) {
@@ -69,12 +70,14 @@ export class Admission {
       const entry = this.engine.takeLog();
       entry.resolve = w.entry.resolve;
       entry.reject = w.entry.reject;
-      this.engine.postLog(entry, w.source, w.length, w.lba, w.lbaFlags, w.submitted);
+      entry.submitted = w.submitted;
+      this.engine.postLog(entry, w.source, w.length, w.lba, w.lbaFlags);
     }
   }
 
-  /** Fails the logs that waited longer than the timeout. */
-  expire(now: number): void {
+  /** Fails the logs that waited longer than the timeout (`clock[0]`: now, ms). */
+  expire(clock: Float64Array): void {
+    const now = clock[0];
     while (this.#waiters.length > 0 && now - this.#waiters[0].submitted > this.timeoutMs) {
       const w = this.#waiters.shift()!;
       this.stats.admissionTimeouts++;

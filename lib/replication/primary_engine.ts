@@ -23,7 +23,8 @@ import {
   decodeAck,
   emptyAck,
 } from "../log/ack.ts";
-import { crc32cAt, crc32cPrepare } from "../log/crc32c.ts";
+import type { LatencyRecorder } from "../bench/summary.ts";
+import { RegionCrc } from "../log/crc32c.ts";
 import { emptyRecord, encodeRecord, recordBytes, RecordFlags } from "../log/record.ts";
 import type { RingCursor } from "../log/ring.ts";
 import { InvariantError } from "../assert.ts";
@@ -93,6 +94,10 @@ export interface EngineParts {
 export class PrimaryEngine {
   readonly #p: EngineParts;
   readonly #acksView: DataView;
+  /** The stats' latency histogram (its pending buffer is written per acked log). */
+  readonly #latency: LatencyRecorder;
+  /** CRC32C over this side's ring (page pointers made once). */
+  readonly #crc: RegionCrc;
   readonly #record = emptyRecord();
   /**
    * One record slot per SEND of a batch: an inline SEND copies its record when the chain is
@@ -163,7 +168,8 @@ export class PrimaryEngine {
     this.#releasedSeq = nextSeq - 1;
     this.#recv.lkey = parts.acksMr.lkey;
     this.#recv.length = ackBytes;
-    crc32cPrepare(parts.memory.address, parts.memory.length);
+    this.#crc = new RegionCrc(parts.memory.address, parts.memory.length);
+    this.#latency = parts.stats.latency;
     // A batch posts at most every record of the flight plus one resend per completion.
     this.#recordSlots = parts.flight.capacity + pollBatchMax;
     this.#unstampedSeqs = new Float64Array(this.#recordSlots);
@@ -310,11 +316,15 @@ export class PrimaryEngine {
       return;
     }
     this.#answered(e);
-    this.#p.digest.add(e.seq, e.lba, e.length, e.crc);
+    this.#p.digest.add(e.seq, e.lba, e.length, e.crc | 0);
     const ackedAt = this.#batchNow > 0 ? this.#batchNow : performance.now();
     const latencyUs = (ackedAt - e.submitted) * 1000;
     if (breakdown.on) breakdown.stamp(Stamp.ACKED, e.seq, ackedAt);
-    this.#p.stats.acked(e.length, latencyUs);
+    // The latency goes through a typed array, not an argument (a boxed double per log).
+    const latency = this.#latency;
+    if (latency.pendingCount >= latency.pending.length) latency.recordPending();
+    latency.pending[latency.pendingCount++] = latencyUs;
+    this.#p.stats.acked(e.length);
     if (this.#suspendedAt > 0) {
       this.#p.stats.recovered(ackedAt - this.#suspendedAt);
       if (trace.on) {
@@ -389,14 +399,16 @@ export class PrimaryEngine {
     return this.#p.flight.take(Kind.RAW);
   }
 
-  /** Places, fills, checksums, persists (hooks) and posts a log (after canPost). */
+  /**
+   * Places, fills, checksums, persists (hooks) and posts a log (after canPost). The caller
+   * sets `e.submitted` first (a field: a double argument would be boxed per log).
+   */
   postLog(
     e: Entry,
     source: LogSource,
     length: number,
     lba: number,
     lbaFlags: number,
-    submitted: number,
   ): void {
     const p = this.#p;
     e.seq = this.#nextSeq++;
@@ -416,8 +428,7 @@ export class PrimaryEngine {
     e.end = p.ring.writePos;
     e.lba = lba;
     e.lbaFlags = lbaFlags;
-    e.crc = crc32cAt(p.memory.address, offset, length);
-    e.submitted = submitted;
+    e.crc = this.#crc.int32At(offset, length) >>> 0;
     p.hooks?.beforePost?.(e);
     this.#post(e);
     p.stats.posted++;
@@ -427,7 +438,8 @@ export class PrimaryEngine {
   postRaw(record: Uint8Array, e: Entry): void {
     new Uint8Array(this.#recordBuffer, this.#takeRecordSlot() * recordBytes, recordBytes)
       .set(record);
-    this.#postRecord(e, false, performance.now());
+    e.posted = performance.now();
+    this.#postRecord(e, false);
   }
 
   /**
@@ -480,13 +492,13 @@ export class PrimaryEngine {
     const now = performance.now();
     r.timestampNs = Math.round((now - this.#started) * 1e6);
     encodeRecord(this.#recordView, this.#takeRecordSlot() * recordBytes, r);
-    this.#postRecord(e, e.kind === Kind.LOG, now);
+    e.posted = now; // a field, not an argument: a double argument would be boxed per log
+    this.#postRecord(e, e.kind === Kind.LOG);
   }
 
   /** Posts [the WRITE of e's data] + the SEND of the record buffer, in one chain. */
-  #postRecord(e: Entry, withData: boolean, now: number): void {
+  #postRecord(e: Entry, withData: boolean): void {
     const p = this.#p;
-    e.posted = now;
     p.flight.push(e);
     const link = this.#link;
     if (!link) return; // suspended: attach() posts it again
@@ -744,8 +756,9 @@ export class PrimaryEngine {
     }
   }
 
-  /** Suspends the session when the oldest record waited longer than the ack timeout. */
-  checkTimeout(now: number): void {
+  /** Suspends the session when the oldest record waited longer than the ack timeout (`clock[0]`: now, ms). */
+  checkTimeout(clock: Float64Array): void {
+    const now = clock[0];
     const e = this.#p.flight.peek();
     if (e && this.#link && !this.failure && now - e.posted > this.#p.ackTimeoutMs) {
       this.suspend(

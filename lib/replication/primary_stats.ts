@@ -57,9 +57,17 @@ export class PrimaryStats {
     this.#recoveryMs.push(ms);
   }
 
-  /** Counts an acked log and its latency. */
-  acked(length: number, latencyUs: number): void {
-    this.#latency.record(latencyUs, length);
+  /**
+   * Counts an acked log; its latency goes to `latency.pending` (written by the caller, see
+   * {@linkcode LatencyRecorder.pending}): no number is passed, none is boxed.
+   */
+  acked(length: number): void {
+    this.#latency.addBytes(length);
+  }
+
+  /** The latency histogram (its `pending` buffer is written per acked log). */
+  get latency(): LatencyRecorder {
+    return this.#latency;
   }
 
   /** A snapshot; `engine` supplies the live positions. */

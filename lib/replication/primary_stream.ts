@@ -115,7 +115,8 @@ export class LogStream implements LogSink {
       this.#outstanding++;
       this.#posted++;
       const flags = log.fua ? LbaFlags.FUA : 0;
-      engine.postLog(entry, this.#producer, log.length, log.lba, flags, performance.now());
+      entry.submitted = performance.now();
+      engine.postLog(entry, this.#producer, log.length, log.lba, flags);
     }
     this.#settleIfDone();
   }

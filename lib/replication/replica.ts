@@ -90,6 +90,7 @@ export class Replica implements AsyncDisposable {
   #server: BootstrapServer | undefined;
   #session: ReplicaSession | undefined;
   #sessionEnded: Promise<void> = Promise.resolve();
+  #firstServedEnded = Promise.withResolvers<void>();
   #closed = false;
 
   private constructor(
@@ -183,6 +184,11 @@ export class Replica implements AsyncDisposable {
     return this.#sessionEnded;
   }
 
+  /** Resolves when the first session this replica served has ended (`--once`): no polling. */
+  firstSessionEnded(): Promise<void> {
+    return this.#firstServedEnded.promise;
+  }
+
   #accept(hello: Hello, signal: AbortSignal): AcceptDecision {
     if (this.#closed) return { ok: false, reason: "REFUSED", text: "the replica is shutting down" };
     if (this.#session) return { ok: false, reason: "BUSY", text: "a primary is connected" };
@@ -259,7 +265,7 @@ export class Replica implements AsyncDisposable {
         this.#log(`replica: session failed: ${(error as Error).message}`);
         return this.#endSession(session, bootstrap);
       },
-    );
+    ).finally(() => this.#firstServedEnded.resolve());
   }
 
   async #endSession(session: ReplicaSession, bootstrap?: BootstrapSession): Promise<void> {

@@ -65,6 +65,8 @@ export class ReplicaSession {
   readonly #options: ReplicaSessionOptions;
   readonly #delayQueue: DataView;
   readonly #delayQueueAddress: number;
+  /** The record slots' address, read from a field here (a getter's double is boxed). */
+  readonly #slotsAddress: number;
   /** Offsets of held-back acks in #delayQueue (a 0 marker first while a delay runs). */
   readonly #delayed: number[] = [];
   readonly #limits;
@@ -105,6 +107,7 @@ export class ReplicaSession {
     this.#send.length = ackBytes;
     this.#recv.length = recordBytes;
     this.#recv.lkey = this.#slotsMr.lkey;
+    this.#slotsAddress = this.#slotsMr.address;
   }
 
   /** This session's QP endpoint, for the WELCOME. */
@@ -254,16 +257,23 @@ export class ReplicaSession {
     if (breakdown.on && status === AckStatus.OK && record.flags === 0) {
       this.#unstampedSeqs[this.#unstamped++] = seq;
     }
-    this.#sendAck(this.#acksAddress + slot * ackBytes, slot);
+    this.#sendAck(slot, -1);
     if (faults?.kill?.seq === seq && faults.kill.point === "after-ack" && status === AckStatus.OK) {
       this.#die("killed after sending the ack", seq);
     }
   }
 
-  #sendAck(address: number, wrId: number): void {
+  /**
+   * Adds the ack of `slot` (or, with `delayedAt` ≥ 0, the held-back ack at that offset of
+   * the delay queue) to the send chain. Small integers in, the address made here: a
+   * double passed to a call V8 did not inline would be boxed, once per log.
+   */
+  #sendAck(slot: number, delayedAt: number): void {
     const send = this.#send;
-    send.wrId = wrId;
-    send.addr = address;
+    send.wrId = delayedAt >= 0 ? 0 : slot;
+    send.addr = delayedAt >= 0
+      ? this.#delayQueueAddress + delayedAt
+      : this.#acksAddress + slot * ackBytes;
     send.flags = S.IBV_SEND_INLINE;
     if (++this.#acksSinceSignal >= ackSignalEvery) {
       send.flags |= S.IBV_SEND_SIGNALED;
@@ -295,7 +305,7 @@ export class ReplicaSession {
   #sendDelayed(): void {
     if (this.#closed) return;
     const pending = this.#delayed.splice(0);
-    for (const at of pending.slice(1)) this.#sendAck(this.#delayQueueAddress + at, 0);
+    for (const at of pending.slice(1)) this.#sendAck(0, at);
   }
 
   #die(reason: string, seq: number): never {
@@ -306,7 +316,7 @@ export class ReplicaSession {
 
   #postRecv(slot: number): void {
     this.#recv.wrId = slot;
-    this.#recv.addr = this.#slotsMr.address + slot * recordBytes;
+    this.#recv.addr = this.#slotsAddress + slot * recordBytes;
     this.#link.qp.recvChain.add(this.#recv);
     if (!this.#batching) this.#flush();
   }

@@ -7,7 +7,7 @@
  * @module
  */
 import { AckStatus } from "../log/ack.ts";
-import { crc32cAt, crc32cPrepare } from "../log/crc32c.ts";
+import { RegionCrc } from "../log/crc32c.ts";
 import { type LogRecord, RecordFlags } from "../log/record.ts";
 import { placementStart, RingCursor } from "../log/ring.ts";
 import type { MemoryRegion } from "../verbs/pd.ts";
@@ -75,6 +75,8 @@ export interface ReplicaResume {
 /** The replica's durable-for-the-session state. */
 export class ReplicaState {
   readonly memory: RingMemory;
+  /** CRC32C over the ring (page pointers made once). */
+  readonly #crc: RegionCrc;
   readonly mr: MemoryRegion;
   readonly ring: RingCursor;
   readonly digest = new LogDigest();
@@ -111,7 +113,7 @@ export class ReplicaState {
     });
     this.maxLogBytes = options.maxLogBytes;
     this.#persist = options.persist;
-    crc32cPrepare(options.memory.address, options.memory.length);
+    this.#crc = new RegionCrc(options.memory.address, options.memory.length);
     if (options.resume) this.#resume(options.resume);
     this.#accepted = {
       seq: 0,
@@ -139,7 +141,7 @@ export class ReplicaState {
       if (expected !== log.offset || !this.ring.canPlace(log.length)) break;
       this.ring.place(log.length);
       this.nextSeq++;
-      if (!log.skip) this.digest.add(log.seq, log.lba, log.length, log.crc);
+      if (!log.skip) this.digest.add(log.seq, log.lba, log.length, log.crc | 0);
       this.counters.recovered++;
     }
   }
@@ -178,29 +180,31 @@ export class ReplicaState {
       this.counters.skips++;
       return AckStatus.OK;
     }
-    const crc = crc32cAt(this.memory.address, record.dataOffset, length);
-    if (crc !== record.dataCrc) return this.#refuse(AckStatus.CRC_MISMATCH);
+    // The CRC stays int32 bits until stored: a u32 >= 2^31 passed to a call is boxed.
+    const crcBits = this.#crc.int32At(record.dataOffset, length);
+    if (crcBits !== (record.dataCrc | 0)) return this.#refuse(AckStatus.CRC_MISMATCH);
     // Every field of the reused AcceptedLog is set, `skip` too: after a SKIP it was true.
-    const log = this.#fill(record, crc, false);
+    const log = this.#fill(record, crcBits, false);
     if (this.#persist && this.#persist(log) === false) {
       return this.#refuse(AckStatus.PERSIST_FAILED);
     }
     this.ring.place(length);
     this.#accepted1();
-    this.digest.add(record.seq, record.lba, length, crc);
+    this.digest.add(record.seq, record.lba, length, crcBits);
     this.counters.accepted++;
     this.counters.acceptedBytes += length;
     return AckStatus.OK;
   }
 
-  #fill(record: LogRecord, crc: number, skip: boolean): AcceptedLog {
+  /** Fills the reused AcceptedLog; `crcBits` is the data CRC as int32 bits. */
+  #fill(record: LogRecord, crcBits: number, skip: boolean): AcceptedLog {
     const log = this.#accepted;
     log.seq = record.seq;
     log.lba = record.lba;
     log.lbaFlags = record.lbaFlags;
     log.offset = record.dataOffset;
     log.length = record.dataLength;
-    log.crc = crc;
+    log.crc = crcBits >>> 0;
     log.skip = skip;
     return log;
   }

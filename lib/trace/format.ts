@@ -131,8 +131,10 @@ export function selectEvents(
     const kinds = new Set<string>(selection.kinds);
     out = out.filter((e) => kinds.has(e.kind));
   }
-  const fromNs = (selection.fromMs ?? -Infinity) * 1e6;
-  const toNs = (selection.toMs ?? Infinity) * 1e6;
+  // Event times are whole ns; a bound typed in ms (as printed, 6 decimals) is rounded to
+  // whole ns, so that 12.345678 ms selects the event at 12345678 ns (x 1e6 can give ...77.99).
+  const fromNs = selection.fromMs === undefined ? -Infinity : Math.round(selection.fromMs * 1e6);
+  const toNs = selection.toMs === undefined ? Infinity : Math.round(selection.toMs * 1e6);
   return out.filter((e) => e.t >= fromNs && e.t <= toNs);
 }
 

@@ -5,6 +5,7 @@
  *
  * @module
  */
+import type { Layout } from "../../ffi/layout.ts";
 import { ibvRecvWr, ibvSendWr, ibvSge } from "../../ffi/verbs_types.ts";
 import { InvariantError } from "../assert.ts";
 import { addressOf } from "./handles.ts";
@@ -61,33 +62,45 @@ export function recvDescriptor(): RecvDescriptor {
   return { wrId: 0, addr: 0, length: 0, lkey: 0 };
 }
 
+/** Index of a field's first 32-bit word (every field is 4-byte aligned). */
+function word<P extends string>(layout: Layout<P>, name: P): number {
+  const offset = layout.offsetOf(name);
+  if (offset % 4 !== 0) throw new InvariantError(`${name} is not 4-byte aligned (${offset})`);
+  return offset / 4;
+}
 const send = {
-  wrId: ibvSendWr.field("wr_id").offset,
-  next: ibvSendWr.field("next").offset,
-  sgList: ibvSendWr.field("sg_list").offset,
-  numSge: ibvSendWr.field("num_sge").offset,
-  opcode: ibvSendWr.field("opcode").offset,
-  flags: ibvSendWr.field("send_flags").offset,
-  imm: ibvSendWr.field("imm_data").offset,
-  remoteAddr: ibvSendWr.field("wr.rdma.remote_addr").offset,
-  rkey: ibvSendWr.field("wr.rdma.rkey").offset,
+  wrId: word(ibvSendWr, "wr_id"),
+  next: word(ibvSendWr, "next"),
+  sgList: word(ibvSendWr, "sg_list"),
+  numSge: word(ibvSendWr, "num_sge"),
+  opcode: word(ibvSendWr, "opcode"),
+  flags: word(ibvSendWr, "send_flags"),
+  imm: word(ibvSendWr, "imm_data"),
+  remoteAddr: word(ibvSendWr, "wr.rdma.remote_addr"),
+  rkey: word(ibvSendWr, "wr.rdma.rkey"),
 };
 const recv = {
-  wrId: ibvRecvWr.field("wr_id").offset,
-  next: ibvRecvWr.field("next").offset,
-  sgList: ibvRecvWr.field("sg_list").offset,
-  numSge: ibvRecvWr.field("num_sge").offset,
+  wrId: word(ibvRecvWr, "wr_id"),
+  next: word(ibvRecvWr, "next"),
+  sgList: word(ibvRecvWr, "sg_list"),
+  numSge: word(ibvRecvWr, "num_sge"),
 };
 const sge = {
-  addr: ibvSge.field("addr").offset,
-  length: ibvSge.field("length").offset,
-  lkey: ibvSge.field("lkey").offset,
+  addr: word(ibvSge, "addr"),
+  length: word(ibvSge, "length"),
+  lkey: word(ibvSge, "lkey"),
 };
+const sgeWords = ibvSge.size / 4;
 const twoTo32 = 2 ** 32;
-
-// The 64-bit fields are written inline, as two 32-bit halves, in the methods below rather
-// than through a helper: a double (every address is one) passed to a function V8 did not
-// inline is boxed, which would be an allocation per work request.
+const u64Max = Number.MAX_SAFE_INTEGER;
+// The slots are written as 32-bit words through an Int32Array (x86-64 and aarch64 are
+// little-endian; checked below): a store of `x | 0` to an Int32Array stays an untagged
+// int32 in every tier of V8, where a DataView call with a value >= 2^31 or a double passed
+// to a helper V8 did not inline is a boxed heap number, an allocation per work request.
+// The checks are inline operators for the same reason (no Math.floor call).
+if (new Uint8Array(new Uint32Array([1]).buffer)[0] !== 1) {
+  throw new Error("work-request chains are written little-endian: this host is big-endian");
+}
 
 function isU64(x: number): boolean {
   return Number.isSafeInteger(x) && x >= 0;
@@ -111,23 +124,42 @@ function badRecv(d: RecvDescriptor): never {
 
 /** Slots for up to `capacity` chained work requests of one kind, in one ArrayBuffer. */
 abstract class Chain {
-  protected readonly view: DataView;
+  /** The slots as 32-bit words (work requests first, then one SGE per slot). */
+  protected readonly words: Int32Array;
   protected readonly base: number;
-  protected readonly sgeBase: number;
+  /** Word index of slot 0's SGE. */
+  protected readonly sgeWord: number;
+  /** Words per work request. */
+  protected readonly wrWords: number;
+  /** Word index of `next` in a work request. */
+  readonly #nextWord: number;
+  /** Low and high words of each slot's own address (what the previous slot links to). */
+  readonly #self: Int32Array;
   /** Work requests in the chain now. */
   length = 0;
   /** Slots available. */
   readonly capacity: number;
 
-  protected constructor(capacity: number, readonly wrBytes: number) {
+  protected constructor(capacity: number, readonly wrBytes: number, nextOffset: number) {
     if (!Number.isInteger(capacity) || capacity < 1 || capacity > chainLengthMax) {
       throw new RangeError(`A work-request chain holds 1..${chainLengthMax}, got ${capacity}`);
     }
+    if (wrBytes % 8 !== 0 || nextOffset % 8 !== 0 || ibvSge.size % 8 !== 0) {
+      throw new InvariantError(`work-request layout is not 8-byte aligned (${wrBytes})`);
+    }
     this.capacity = capacity;
     const buffer = new ArrayBuffer(capacity * (wrBytes + ibvSge.size));
-    this.view = new DataView(buffer);
+    this.words = new Int32Array(buffer);
     this.base = addressOf(Deno.UnsafePointer.of(buffer));
-    this.sgeBase = capacity * wrBytes;
+    this.wrWords = wrBytes / 4;
+    this.sgeWord = (capacity * wrBytes) / 4;
+    this.#nextWord = nextOffset / 4;
+    this.#self = new Int32Array(2 * capacity);
+    for (let i = 0; i < capacity; i++) {
+      const address = this.base + i * wrBytes;
+      this.#self[2 * i] = address | 0;
+      this.#self[2 * i + 1] = (address / twoTo32) | 0;
+    }
   }
 
   /** Address of the first work request: the chain's head for the post. */
@@ -148,23 +180,46 @@ abstract class Chain {
     this.length = 0;
   }
 
-  /** Takes the next free slot; links the previous one to it when `nextOffset` >= 0. */
-  protected take(nextOffset: number): number {
+  /** Takes the next free slot and links the previous one to it; returns its first word. */
+  protected take(): number {
     if (this.length >= this.capacity) {
       throw new InvariantError(`work-request chain full (${this.capacity}): post it first`);
     }
     const index = this.length++;
-    const v = this.view;
-    const offset = index * this.wrBytes;
-    const here = this.base + offset;
+    const w = this.words;
+    const o = index * this.wrWords;
     if (index > 0) {
-      const prev = offset - this.wrBytes + nextOffset;
-      v.setUint32(prev, here >>> 0, true);
-      v.setUint32(prev + 4, (here / twoTo32) >>> 0, true);
+      const prev = o - this.wrWords + this.#nextWord;
+      w[prev] = this.#self[2 * index];
+      w[prev + 1] = this.#self[2 * index + 1];
     }
-    v.setUint32(offset + nextOffset, 0, true);
-    v.setUint32(offset + nextOffset + 4, 0, true);
-    return index;
+    w[o + this.#nextWord] = 0;
+    w[o + this.#nextWord + 1] = 0;
+    return o;
+  }
+
+  /**
+   * Writes slot `index`'s SGE and points `sgListWord` at it. The address comes as two int32
+   * halves (a double argument would be boxed where V8 does not inline this call).
+   */
+  protected setSge(
+    index: number,
+    o: number,
+    sgListWord: number,
+    addrLow: number,
+    addrHigh: number,
+    length: number,
+    lkey: number,
+  ): void {
+    const w = this.words;
+    const s = this.sgeWord + index * sgeWords;
+    const sgeAddress = this.base + s * 4;
+    w[s + sge.addr] = addrLow;
+    w[s + sge.addr + 1] = addrHigh;
+    w[s + sge.length] = length | 0;
+    w[s + sge.lkey] = lkey | 0;
+    w[o + sgListWord] = sgeAddress | 0;
+    w[o + sgListWord + 1] = (sgeAddress / twoTo32) | 0;
   }
 }
 
@@ -172,40 +227,45 @@ abstract class Chain {
 export class SendChain extends Chain {
   /** `capacity` slots. */
   constructor(capacity: number) {
-    super(capacity, ibvSendWr.size);
+    super(capacity, ibvSendWr.size, send.next * 4);
   }
 
   /** Appends one work request copied from `d`; returns its index in the chain. */
   add(d: SendDescriptor): number {
+    const wrId = d.wrId, addr = d.addr, remoteAddr = d.remoteAddr;
+    const opcode = d.opcode, flags = d.flags, length = d.length, lkey = d.lkey, rkey = d.rkey;
+    const imm = d.imm;
     if (
-      !isU64(d.wrId) || !isU64(d.addr) || !isU64(d.remoteAddr) || !isU32(d.opcode) ||
-      !isU32(d.flags) || !isU32(d.length) || !isU32(d.lkey) || !isU32(d.rkey) || !isU32(d.imm)
+      !(wrId >= 0 && wrId <= u64Max && wrId % 1 === 0) ||
+      !(addr >= 0 && addr <= u64Max && addr % 1 === 0) ||
+      !(remoteAddr >= 0 && remoteAddr <= u64Max && remoteAddr % 1 === 0) ||
+      (opcode >>> 0) !== opcode ||
+      (flags >>> 0) !== flags ||
+      (length >>> 0) !== length ||
+      (lkey >>> 0) !== lkey ||
+      (rkey >>> 0) !== rkey ||
+      (imm >>> 0) !== imm
     ) badSend(d);
-    const index = this.take(send.next);
-    const v = this.view;
-    const o = index * this.wrBytes;
-    v.setUint32(o + send.wrId, d.wrId >>> 0, true);
-    v.setUint32(o + send.wrId + 4, (d.wrId / twoTo32) >>> 0, true);
-    v.setUint32(o + send.opcode, d.opcode, true);
-    v.setUint32(o + send.flags, d.flags, true);
-    v.setUint32(o + send.imm, d.imm, false); // imm_data is big-endian on the wire
-    v.setUint32(o + send.remoteAddr, d.remoteAddr >>> 0, true);
-    v.setUint32(o + send.remoteAddr + 4, (d.remoteAddr / twoTo32) >>> 0, true);
-    v.setUint32(o + send.rkey, d.rkey, true);
-    if (d.length > 0) {
-      const s = this.sgeBase + index * ibvSge.size;
-      const sgeAddress = this.base + s;
-      v.setUint32(s + sge.addr, d.addr >>> 0, true);
-      v.setUint32(s + sge.addr + 4, (d.addr / twoTo32) >>> 0, true);
-      v.setUint32(s + sge.length, d.length, true);
-      v.setUint32(s + sge.lkey, d.lkey, true);
-      v.setUint32(o + send.sgList, sgeAddress >>> 0, true);
-      v.setUint32(o + send.sgList + 4, (sgeAddress / twoTo32) >>> 0, true);
-      v.setInt32(o + send.numSge, 1, true);
+    const index = this.length;
+    const o = this.take();
+    const w = this.words;
+    w[o + send.wrId] = wrId | 0;
+    w[o + send.wrId + 1] = (wrId / twoTo32) | 0;
+    w[o + send.opcode] = opcode | 0;
+    w[o + send.flags] = flags | 0;
+    // imm_data is big-endian on the wire: store the byte-swapped word.
+    w[o + send.imm] = ((imm & 0xff) << 24) | ((imm & 0xff00) << 8) | ((imm >>> 8) & 0xff00) |
+      (imm >>> 24);
+    w[o + send.remoteAddr] = remoteAddr | 0;
+    w[o + send.remoteAddr + 1] = (remoteAddr / twoTo32) | 0;
+    w[o + send.rkey] = rkey | 0;
+    if (length > 0) {
+      this.setSge(index, o, send.sgList, addr | 0, (addr / twoTo32) | 0, length, lkey);
+      w[o + send.numSge] = 1;
     } else {
-      v.setUint32(o + send.sgList, 0, true);
-      v.setUint32(o + send.sgList + 4, 0, true);
-      v.setInt32(o + send.numSge, 0, true);
+      w[o + send.sgList] = 0;
+      w[o + send.sgList + 1] = 0;
+      w[o + send.numSge] = 0;
     }
     return index;
   }
@@ -215,26 +275,25 @@ export class SendChain extends Chain {
 export class RecvChain extends Chain {
   /** `capacity` slots. */
   constructor(capacity: number) {
-    super(capacity, ibvRecvWr.size);
+    super(capacity, ibvRecvWr.size, recv.next * 4);
   }
 
   /** Appends one receive copied from `d`; returns its index in the chain. */
   add(d: RecvDescriptor): number {
-    if (!isU64(d.wrId) || !isU64(d.addr) || !isU32(d.length) || !isU32(d.lkey)) badRecv(d);
-    const index = this.take(recv.next);
-    const v = this.view;
-    const o = index * this.wrBytes;
-    const s = this.sgeBase + index * ibvSge.size;
-    const sgeAddress = this.base + s;
-    v.setUint32(o + recv.wrId, d.wrId >>> 0, true);
-    v.setUint32(o + recv.wrId + 4, (d.wrId / twoTo32) >>> 0, true);
-    v.setUint32(s + sge.addr, d.addr >>> 0, true);
-    v.setUint32(s + sge.addr + 4, (d.addr / twoTo32) >>> 0, true);
-    v.setUint32(s + sge.length, d.length, true);
-    v.setUint32(s + sge.lkey, d.lkey, true);
-    v.setUint32(o + recv.sgList, sgeAddress >>> 0, true);
-    v.setUint32(o + recv.sgList + 4, (sgeAddress / twoTo32) >>> 0, true);
-    v.setInt32(o + recv.numSge, 1, true);
+    const wrId = d.wrId, addr = d.addr, length = d.length, lkey = d.lkey;
+    if (
+      !(wrId >= 0 && wrId <= u64Max && wrId % 1 === 0) ||
+      !(addr >= 0 && addr <= u64Max && addr % 1 === 0) ||
+      (length >>> 0) !== length ||
+      (lkey >>> 0) !== lkey
+    ) badRecv(d);
+    const index = this.length;
+    const o = this.take();
+    const w = this.words;
+    w[o + recv.wrId] = wrId | 0;
+    w[o + recv.wrId + 1] = (wrId / twoTo32) | 0;
+    this.setSge(index, o, recv.sgList, addr | 0, (addr / twoTo32) | 0, length, lkey);
+    w[o + recv.numSge] = 1;
     return index;
   }
 }

@@ -34,6 +34,14 @@ const tail = 64;
  * amortized work (timers, the poller's yields), which does not grow with the log count.
  */
 const bytesPerLogMax = 64;
+/**
+ * Bytes allowed per event-loop turn of the pollers (a macrotask yield or an asynchronous
+ * wait: a promise and the async op's state; 1141-1208 B per yield measured on the host with
+ * `EventLoopYield`). Turns are bounded in time (one yield per 50 ms while busy), not per
+ * log, so they are counted and allowed apart; on a fast host they are a few per thousand
+ * logs, in the TCG lab VM one per ~10 logs.
+ */
+const bytesPerTurnMax = 1280;
 const controlBytesPerLog = 1024;
 const runTimeoutMs = 240_000;
 const readyWaitMs = 60_000;
@@ -45,6 +53,8 @@ const gcLine = /Scavenge|Mark-Compact|Mark-sweep|Minor/;
 
 interface SideReport {
   bytesPerLog: number;
+  /** Bytes per log once the pollers' event-loop turns are allowed for. */
+  perLogAfterTurns: number;
   gcs: string[];
   // deno-lint-ignore no-explicit-any
   json: any;
@@ -88,7 +98,9 @@ function report(who: string, out: Deno.CommandOutput): SideReport {
   assert.ok(line, `the ${who} printed its JSON report`);
   const json = JSON.parse(line);
   assert.equal(typeof json.bytesPerLog, "number", `the ${who} measured its window`);
-  return { bytesPerLog: json.bytesPerLog, gcs, json };
+  assert.equal(typeof json.turns, "number", `the ${who} counted its pollers' turns`);
+  const perLogAfterTurns = (json.heapBytes - bytesPerTurnMax * json.turns) / json.measuredLogs;
+  return { bytesPerLog: json.bytesPerLog, perLogAfterTurns, gcs, json };
 }
 
 /** Runs both sides once; `control` makes that side allocate 1040 bytes per log. */
@@ -136,9 +148,9 @@ async function replicate(control?: "primary" | "replica") {
     const r = report("replica", await replica.output);
     console.log(
       `${control ? `control on the ${control}: ` : ""}primary ${p.bytesPerLog.toFixed(1)} B/log ` +
-        `(${p.json.heapBytes} B over ${p.json.measuredLogs} logs, ${p.gcs.length} GCs), ` +
+        `(${p.json.heapBytes} B over ${p.json.measuredLogs} logs, ${p.json.turns} turns, ${p.gcs.length} GCs), ` +
         `replica ${r.bytesPerLog.toFixed(1)} B/log ` +
-        `(${r.json.heapBytes} B over ${r.json.measuredLogs} logs, ${r.gcs.length} GCs); ` +
+        `(${r.json.heapBytes} B over ${r.json.measuredLogs} logs, ${r.json.turns} turns, ${r.gcs.length} GCs); ` +
         `window ${p.json.windowLaps.toFixed(1)} laps of a ${ring} ring`,
     );
     const total = warmup + logs + tail;
@@ -170,15 +182,18 @@ async function replicate(control?: "primary" | "replica") {
 }
 
 /**
- * Known failure, left visible: on 2026-12-03 the engine allocated ~500-640 B per log on each
- * side (heap profiles: work-request `add`, record encode/decode, the poller's async waits;
- * `--trace-opt` shows the hot functions still in Maglev, not TurboFan, after 3000 logs).
+ * Known failure, left visible. Session 1 (2026-12-03) measured ~500-640 B per log on each
+ * side; session 2 made the codecs, the work-request chains, the CRC, the latency record and
+ * the timer arguments box nothing in V8's Maglev tier and counts the pollers' turns apart:
+ * one run then gave 219 B/log on the primary (330 turns) and 277 B/log on the replica (589
+ * turns), ~116 and ~93 B/log after the turns. What is left runs in V8's baseline tier in the
+ * window (heap profiles: the RECV re-post and the ack path), where any double is boxed.
  * Issue 12 section 3 stays open until this passes; run it with RRL_STRICT_ALLOC=1.
  */
 const strictAlloc = Deno.env.get("RRL_STRICT_ALLOC") === "1";
 if (!strictAlloc) {
   console.error(
-    "engine heap: the 64 B/log bound is a known failure (issue 12, ~500-640 B/log measured); " +
+    "engine heap: the 64 B/log bound is a known failure (issue 12, ~93-116 B/log after turns); " +
       "RRL_STRICT_ALLOC=1 runs it",
   );
 }
@@ -192,8 +207,10 @@ Deno.test({
     for (const [who, side] of [["primary", primary], ["replica", replica]] as const) {
       assert.deepEqual(side.gcs, [], `no GC event inside the ${who}'s window`);
       assert.ok(
-        side.bytesPerLog <= bytesPerLogMax,
-        `the ${who} allocated ${side.bytesPerLog.toFixed(1)} B per log (bound ${bytesPerLogMax})`,
+        side.perLogAfterTurns <= bytesPerLogMax,
+        `the ${who} allocated ${side.bytesPerLog.toFixed(1)} B per log, ` +
+          `${side.perLogAfterTurns.toFixed(1)} B after ${bytesPerTurnMax} B for each of its ` +
+          `${side.json.turns} event-loop turns (bound ${bytesPerLogMax})`,
       );
     }
   },
@@ -207,7 +224,7 @@ for (const control of ["primary", "replica"] as const) {
       side.bytesPerLog >= controlBytesPerLog,
       `only ${side.bytesPerLog.toFixed(1)} B per log measured on the ${control}`,
     );
-    assert.ok(side.bytesPerLog > bytesPerLogMax, "the control fails the bound");
+    assert.ok(side.perLogAfterTurns > bytesPerLogMax, "the control fails the bound");
     assert.deepEqual(side.gcs, [], "the young generation held it all");
   });
 }

@@ -7,8 +7,10 @@ import {
   crc32cPrepare,
   crc32cUpdate,
   crc32cView,
+  crc32cViewInt32,
   isalBackend,
   jsBackend,
+  RegionCrc,
 } from "../../lib/log/crc32c.ts";
 import { forAllSeeds } from "../../lib/testing/property.ts";
 
@@ -203,4 +205,34 @@ Deno.test("crc32cPrepare caches a ring's pages up front: crc32cAt then gives the
     assert.equal(crc32cAt(base, offset, length), crc32c(ring.subarray(offset, offset + length)));
   }
   assert.throws(() => crc32cPrepare(0, 4096), RangeError);
+});
+
+Deno.test("RegionCrc gives crc32cAt's CRCs as int32 bits, aligned or not, and refuses spans outside", () => {
+  const ring = new Uint8Array(new ArrayBuffer(64 * 1024));
+  for (let i = 0; i < ring.length; i++) ring[i] = (i * 131 + 17) & 0xff;
+  const base = Number(Deno.UnsafePointer.value(Deno.UnsafePointer.of(ring)));
+  const region = new RegionCrc(base, ring.length);
+  let highBit = 0;
+  for (const [offset, length] of [[0, 4096], [8192, 16384], [61440, 4096], [100, 5000], [0, 0]]) {
+    const want = crc32c(ring.subarray(offset, offset + length));
+    const bits = region.int32At(offset, length);
+    assert.equal(bits, want | 0, `int32 bits at ${offset}+${length}`);
+    assert.equal(bits >>> 0, want);
+    if (want >= 2 ** 31) highBit++;
+  }
+  assert.ok(highBit > 0, "at least one CRC has its top bit set (the int32 case is exercised)");
+  assert.throws(() => region.int32At(61440, 8192), RangeError);
+  assert.throws(() => region.int32At(-4096, 4096), RangeError);
+  assert.throws(() => region.int32At(0.5, 4096), RangeError);
+  assert.throws(() => new RegionCrc(0, 4096), RangeError);
+});
+
+Deno.test("crc32cViewInt32 is crc32cView's value as int32 bits", () => {
+  const bytes = new Uint8Array(256);
+  for (let i = 0; i < bytes.length; i++) bytes[i] = (i * 7 + 3) & 0xff;
+  const view = new DataView(bytes.buffer);
+  for (const [offset, length] of [[0, 56], [3, 61], [64, 128], [0, 0]]) {
+    assert.equal(crc32cViewInt32(view, offset, length), crc32cView(view, offset, length) | 0);
+  }
+  assert.throws(() => crc32cViewInt32(view, 200, 100), RangeError);
 });

@@ -92,3 +92,20 @@ Deno.test("progress is silent when stderr is not a terminal", () => {
   bar.stop();
   assert.throws(() => progress(0, "logs"), /progress of 0 items/);
 });
+
+Deno.test("pending latencies are recorded in batches: the same summary as record(), bad ones refused", () => {
+  const direct = new LatencyRecorder();
+  const batched = new LatencyRecorder();
+  for (let i = 1; i <= 3000; i++) {
+    direct.record(i * 0.75, 4096);
+    if (batched.pendingCount >= batched.pending.length) batched.recordPending();
+    batched.pending[batched.pendingCount++] = i * 0.75;
+    batched.addBytes(4096);
+  }
+  assert.ok(batched.pendingCount > 0, "some latencies are still pending before the read");
+  assert.equal(batched.count, 3000, "count flushes the pending ones");
+  assert.deepEqual(batched.summary(1000), direct.summary(1000));
+  batched.pending[batched.pendingCount++] = Number.NaN;
+  assert.throws(() => batched.recordPending(), RangeError);
+  assert.equal(batched.pendingCount, 0, "a refused batch is dropped, not retried");
+});

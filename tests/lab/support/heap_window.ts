@@ -18,6 +18,7 @@
  */
 import { Session } from "node:inspector";
 import { libc } from "../../../ffi/libc.ts";
+import { pollerTurns } from "../../../lib/replication/poller.ts";
 
 const profileDir = Deno.env.get("RRL_ALLOC_PROFILE");
 
@@ -26,6 +27,8 @@ export class HeapWindow {
   readonly #name: string;
   #heapBegin = 0;
   #heapEnd = 0;
+  #turnsBegin = 0;
+  #turnsEnd = 0;
   #state: "idle" | "open" | "closed" = "idle";
   #session: Session | undefined;
 
@@ -44,6 +47,7 @@ export class HeapWindow {
     libc.symbols.fflush(null);
     console.log("@@BEGIN");
     this.#state = "open";
+    this.#turnsBegin = pollerTurns.yields + pollerTurns.asyncWaits;
     this.#heapBegin = Deno.memoryUsage().heapUsed;
   }
 
@@ -51,9 +55,15 @@ export class HeapWindow {
   end(): void {
     if (this.#state !== "open") throw new Error("The heap window was not open");
     this.#heapEnd = Deno.memoryUsage().heapUsed;
+    this.#turnsEnd = pollerTurns.yields + pollerTurns.asyncWaits;
     this.#state = "closed";
     libc.symbols.fflush(null);
     console.log("@@END");
+  }
+
+  /** Event-loop turns the pollers took in the window (yields and asynchronous waits). */
+  get turns(): number {
+    return this.#turnsEnd - this.#turnsBegin;
   }
 
   /** Growth of the used heap over the window, or `undefined` if it never closed. */

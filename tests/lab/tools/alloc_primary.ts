@@ -150,6 +150,7 @@ console.log(JSON.stringify({
   logs,
   measuredLogs: logs,
   heapBytes,
+  turns: producer.window.turns,
   bytesPerLog: heapBytes === undefined ? undefined : heapBytes / logs,
   windowLaps: (producer.writePosEnd - producer.writePosBegin) / ringBytes,
   total,

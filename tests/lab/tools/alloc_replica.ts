@@ -103,6 +103,7 @@ console.log(JSON.stringify({
   logs,
   measuredLogs,
   heapBytes,
+  turns: window.turns,
   bytesPerLog: heapBytes === undefined ? undefined : heapBytes / measuredLogs,
   accepted: stats.accepted,
   refused: stats.refused,

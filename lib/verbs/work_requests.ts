@@ -68,28 +68,25 @@ function word<P extends string>(layout: Layout<P>, name: P): number {
   if (offset % 4 !== 0) throw new InvariantError(`${name} is not 4-byte aligned (${offset})`);
   return offset / 4;
 }
-const send = {
-  wrId: word(ibvSendWr, "wr_id"),
-  next: word(ibvSendWr, "next"),
-  sgList: word(ibvSendWr, "sg_list"),
-  numSge: word(ibvSendWr, "num_sge"),
-  opcode: word(ibvSendWr, "opcode"),
-  flags: word(ibvSendWr, "send_flags"),
-  imm: word(ibvSendWr, "imm_data"),
-  remoteAddr: word(ibvSendWr, "wr.rdma.remote_addr"),
-  rkey: word(ibvSendWr, "wr.rdma.rkey"),
-};
-const recv = {
-  wrId: word(ibvRecvWr, "wr_id"),
-  next: word(ibvRecvWr, "next"),
-  sgList: word(ibvRecvWr, "sg_list"),
-  numSge: word(ibvRecvWr, "num_sge"),
-};
-const sge = {
-  addr: word(ibvSge, "addr"),
-  length: word(ibvSge, "length"),
-  lkey: word(ibvSge, "lkey"),
-};
+// Word indexes as plain module constants (context slots), not properties of an object:
+// a property load is a feedback site V8 deoptimized this hot method on ("insufficient type
+// feedback for generic named access"), leaving it in the baseline tier for whole laps.
+const sendWrId = word(ibvSendWr, "wr_id");
+const sendNext = word(ibvSendWr, "next");
+const sendSgList = word(ibvSendWr, "sg_list");
+const sendNumSge = word(ibvSendWr, "num_sge");
+const sendOpcode = word(ibvSendWr, "opcode");
+const sendFlags = word(ibvSendWr, "send_flags");
+const sendImm = word(ibvSendWr, "imm_data");
+const sendRemoteAddr = word(ibvSendWr, "wr.rdma.remote_addr");
+const sendRkey = word(ibvSendWr, "wr.rdma.rkey");
+const recvWrId = word(ibvRecvWr, "wr_id");
+const recvNext = word(ibvRecvWr, "next");
+const recvSgList = word(ibvRecvWr, "sg_list");
+const recvNumSge = word(ibvRecvWr, "num_sge");
+const sgeAddr = word(ibvSge, "addr");
+const sgeLength = word(ibvSge, "length");
+const sgeLkey = word(ibvSge, "lkey");
 const sgeWords = ibvSge.size / 4;
 const twoTo32 = 2 ** 32;
 const u64Max = Number.MAX_SAFE_INTEGER;
@@ -214,10 +211,10 @@ abstract class Chain {
     const w = this.words;
     const s = this.sgeWord + index * sgeWords;
     const sgeAddress = this.base + s * 4;
-    w[s + sge.addr] = addrLow;
-    w[s + sge.addr + 1] = addrHigh;
-    w[s + sge.length] = length | 0;
-    w[s + sge.lkey] = lkey | 0;
+    w[s + sgeAddr] = addrLow;
+    w[s + sgeAddr + 1] = addrHigh;
+    w[s + sgeLength] = length | 0;
+    w[s + sgeLkey] = lkey | 0;
     w[o + sgListWord] = sgeAddress | 0;
     w[o + sgListWord + 1] = (sgeAddress / twoTo32) | 0;
   }
@@ -227,7 +224,7 @@ abstract class Chain {
 export class SendChain extends Chain {
   /** `capacity` slots. */
   constructor(capacity: number) {
-    super(capacity, ibvSendWr.size, send.next * 4);
+    super(capacity, ibvSendWr.size, sendNext * 4);
   }
 
   /** Appends one work request copied from `d`; returns its index in the chain. */
@@ -249,23 +246,23 @@ export class SendChain extends Chain {
     const index = this.length;
     const o = this.take();
     const w = this.words;
-    w[o + send.wrId] = wrId | 0;
-    w[o + send.wrId + 1] = (wrId / twoTo32) | 0;
-    w[o + send.opcode] = opcode | 0;
-    w[o + send.flags] = flags | 0;
+    w[o + sendWrId] = wrId | 0;
+    w[o + sendWrId + 1] = (wrId / twoTo32) | 0;
+    w[o + sendOpcode] = opcode | 0;
+    w[o + sendFlags] = flags | 0;
     // imm_data is big-endian on the wire: store the byte-swapped word.
-    w[o + send.imm] = ((imm & 0xff) << 24) | ((imm & 0xff00) << 8) | ((imm >>> 8) & 0xff00) |
+    w[o + sendImm] = ((imm & 0xff) << 24) | ((imm & 0xff00) << 8) | ((imm >>> 8) & 0xff00) |
       (imm >>> 24);
-    w[o + send.remoteAddr] = remoteAddr | 0;
-    w[o + send.remoteAddr + 1] = (remoteAddr / twoTo32) | 0;
-    w[o + send.rkey] = rkey | 0;
+    w[o + sendRemoteAddr] = remoteAddr | 0;
+    w[o + sendRemoteAddr + 1] = (remoteAddr / twoTo32) | 0;
+    w[o + sendRkey] = rkey | 0;
     if (length > 0) {
-      this.setSge(index, o, send.sgList, addr | 0, (addr / twoTo32) | 0, length, lkey);
-      w[o + send.numSge] = 1;
+      this.setSge(index, o, sendSgList, addr | 0, (addr / twoTo32) | 0, length, lkey);
+      w[o + sendNumSge] = 1;
     } else {
-      w[o + send.sgList] = 0;
-      w[o + send.sgList + 1] = 0;
-      w[o + send.numSge] = 0;
+      w[o + sendSgList] = 0;
+      w[o + sendSgList + 1] = 0;
+      w[o + sendNumSge] = 0;
     }
     return index;
   }
@@ -275,7 +272,7 @@ export class SendChain extends Chain {
 export class RecvChain extends Chain {
   /** `capacity` slots. */
   constructor(capacity: number) {
-    super(capacity, ibvRecvWr.size, recv.next * 4);
+    super(capacity, ibvRecvWr.size, recvNext * 4);
   }
 
   /** Appends one receive copied from `d`; returns its index in the chain. */
@@ -290,10 +287,10 @@ export class RecvChain extends Chain {
     const index = this.length;
     const o = this.take();
     const w = this.words;
-    w[o + recv.wrId] = wrId | 0;
-    w[o + recv.wrId + 1] = (wrId / twoTo32) | 0;
-    this.setSge(index, o, recv.sgList, addr | 0, (addr / twoTo32) | 0, length, lkey);
-    w[o + recv.numSge] = 1;
+    w[o + recvWrId] = wrId | 0;
+    w[o + recvWrId + 1] = (wrId / twoTo32) | 0;
+    this.setSge(index, o, recvSgList, addr | 0, (addr / twoTo32) | 0, length, lkey);
+    w[o + recvNumSge] = 1;
     return index;
   }
 }

@@ -284,18 +284,6 @@ export function crc32cUpdate(crc: number, bytes: Uint8Array): number {
 }
 
 /**
- * Makes the caches {@linkcode crc32cAt} uses for the `length` bytes at `baseAddress` now
- * (one pointer per page, up to 1 GiB), so that checksumming a ring allocates nothing on
- * its first lap either. Call it once per ring, after mapping it.
- */
-export function crc32cPrepare(baseAddress: number, length: number): void {
-  checkSpan(baseAddress, 0, Math.min(length, crc32cLengthMax));
-  if (active.name !== "isal") return;
-  const end = Math.min(length, pagePointersMax * pageBytes);
-  for (let offset = 0; offset < end; offset += pageBytes) pagePointer(baseAddress, offset);
-}
-
-/**
  * Returns the CRC32C of `length` bytes at `baseAddress + offset`, where `baseAddress` is
  * `Number(Deno.UnsafePointer.value(ptr))` of registered memory owned elsewhere. Caches are
  * made on first use: the `js` backend keeps one view per base address, the `isal` backend

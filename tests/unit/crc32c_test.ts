@@ -4,7 +4,6 @@ import {
   crc32cAt,
   type Crc32cBackend,
   crc32cBackend,
-  crc32cPrepare,
   crc32cUpdate,
   crc32cView,
   crc32cViewInt32,
@@ -194,17 +193,6 @@ Deno.test("RRL_CRC32C picks the backend and refuses unknown names", async (t) =>
     assert.notEqual(result.code, 0);
     assert.match(result.err, /RRL_CRC32C=fast/);
   });
-});
-
-Deno.test("crc32cPrepare caches a ring's pages up front: crc32cAt then gives the same CRCs", () => {
-  const ring = new Uint8Array(new ArrayBuffer(64 * 1024));
-  for (let i = 0; i < ring.length; i++) ring[i] = (i * 31 + 7) & 0xff;
-  const base = Number(Deno.UnsafePointer.value(Deno.UnsafePointer.of(ring)));
-  crc32cPrepare(base, ring.length);
-  for (const [offset, length] of [[0, 4096], [8192, 16384], [61440, 4096], [100, 5000]]) {
-    assert.equal(crc32cAt(base, offset, length), crc32c(ring.subarray(offset, offset + length)));
-  }
-  assert.throws(() => crc32cPrepare(0, 4096), RangeError);
 });
 
 Deno.test("RegionCrc gives crc32cAt's CRCs as int32 bits, aligned or not, and refuses spans outside", () => {

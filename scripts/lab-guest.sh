@@ -47,6 +47,13 @@ stty -F /dev/console -onlcr 2>/dev/null
 
 # shellcheck disable=SC1091
 . "$rrl_run/env"
+# The Deno binary may live in the repository (setup installs it under .lab/), whose 9p
+# mount has no page cache: every process would page its ~95 MB in over 9p again (5-20 s
+# per start under TCG). One copy on the guest's tmpfs makes later starts read RAM.
+deno_bin=$(command -v deno)
+if [ -n "$deno_bin" ] && mkdir -p /run/rrl-bin && cp "$(readlink -f "$deno_bin")" /run/rrl-bin/deno; then
+  export PATH="/run/rrl-bin:$PATH"
+fi
 cd "$rrl_repo" || exit
 if [ "${RRL_LAB_PAIR:-pair}" != none ]; then
   pair_args=()

@@ -1,6 +1,6 @@
 /**
  * Test fixture: a measured window of a process's heap, for the allocation tests. Run the
- * process with `--v8-flags=--trace-gc,--expose-gc,--min-semi-space-size=64,--max-semi-space-size=64`:
+ * process with `--v8-flags=--trace-gc,--expose-gc,--min-semi-space-size=64,--max-semi-space-size=64,--no-memory-reducer`:
  * {@linkcode HeapWindow.begin} collects garbage (so the window starts with an empty young
  * generation), prints `@@BEGIN` and samples `Deno.memoryUsage().heapUsed`;
  * {@linkcode HeapWindow.end} samples it again and prints `@@END`. With a young generation

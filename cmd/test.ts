@@ -24,6 +24,11 @@ export async function run(args: string[]): Promise<number> {
     )
     .option("--host-only", "run tests/unit only")
     .option("--lab-only", "run tests/lab only")
+    .option(
+      "--long",
+      "also run the long lab set (tests marked longOnly: deeper fault and example runs that\n" +
+        "the default suite skips to stay under 20 minutes)",
+    )
     .option("--filter <pattern>", "only tests whose name matches (deno test --filter)")
     .addOption(
       new Option("--mode <mode>", "lab mode").choices(["auto", "vm", "native"]).default("auto"),
@@ -78,7 +83,7 @@ export async function run(args: string[]): Promise<number> {
     } else {
       const script = [
         `cp "\${RRL_PAIR_STATE:-/run/rrl-pair.env}" ${topologyFile} 2>/dev/null || true`,
-        `exec deno test -A --cached-only --no-check --junit-path=${junit} ${
+        `${opts.long ? "RRL_TEST_LONG=1 " : ""}exec deno test -A --cached-only --no-check --junit-path=${junit} ${
           filter.map(shellQuote).join(" ")
         } tests/lab`,
       ].join("; ");

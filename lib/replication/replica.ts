@@ -109,15 +109,20 @@ export class Replica implements AsyncDisposable {
       { address: memory.address, length: memory.length, owner: memory },
       A.IBV_ACCESS_LOCAL_WRITE | A.IBV_ACCESS_REMOTE_WRITE,
     );
-    this.#state = new ReplicaState({
-      memory,
-      mr: this.#mr,
-      maxLogBytes,
-      persist: options.persist,
-      retain: options.retain,
-      onRelease: options.onRelease,
-      resume: options.resume,
-    });
+    try {
+      this.#state = new ReplicaState({
+        memory,
+        mr: this.#mr,
+        maxLogBytes,
+        persist: options.persist,
+        retain: options.retain,
+        onRelease: options.onRelease,
+        resume: options.resume,
+      });
+    } catch (error) {
+      this.#mr.close();
+      throw error;
+    }
   }
 
   /** Opens the device, registers the ring and starts listening for primaries. */
@@ -138,9 +143,11 @@ export class Replica implements AsyncDisposable {
     }
     const side = Side.open(options);
     let memory: RingMemory | undefined;
+    let mr: MemoryRegion | undefined;
     try {
       memory = options.memory ?? anonymousMemory(ringBytes);
       const replica = new Replica(side, memory, options, metaSlots, maxLogBytes);
+      mr = replica.#mr;
       replica.#server = await serveBootstrap({
         secret: options.secret,
         hostname: options.hostname ?? "0.0.0.0",
@@ -157,8 +164,22 @@ export class Replica implements AsyncDisposable {
       );
       return replica;
     } catch (error) {
-      if (!options.memory) memory?.close();
-      side.close();
+      // Children first (the MR before the memory it covers, both before the PD), and the
+      // first error is the one the caller sees.
+      const log = options.log ?? ((line: string) => console.error(line));
+      for (
+        const close of [
+          () => mr?.close(),
+          () => options.memory || memory?.close(),
+          () => side.close(),
+        ]
+      ) {
+        try {
+          close();
+        } catch (cleanup) {
+          log(`replica: cleanup after a failed start: ${(cleanup as Error).message}`);
+        }
+      }
       throw error;
     }
   }

@@ -17,6 +17,7 @@ import { callDestroy, callPointer } from "./call.ts";
 import type { Context } from "./context.ts";
 import { CompletionError, ResourceError, verbsError } from "./errors.ts";
 import { addressOf, brandPointer, type ChannelPtr, type CqPtr } from "./handles.ts";
+import { armed, HOT, injectedHotErrno } from "./inject.ts";
 import { Resource } from "./resource.ts";
 
 /** Largest CQ this layer creates. */
@@ -82,7 +83,8 @@ export class CompletionChannel extends Resource {
    * when none is pending. Never blocks (the fd is non-blocking).
    */
   takeEvent(): number {
-    const rc = verbs().ibv_get_cq_event(this.ptr, this.#eventCq, this.#eventContext);
+    const rc = (armed && injectedHotErrno(HOT.GET_CQ_EVENT) && -1) ||
+      verbs().ibv_get_cq_event(this.ptr, this.#eventCq, this.#eventContext);
     if (rc === 0) return this.#eventCqWords[0] + this.#eventCqWords[1] * 0x1_0000_0000;
     const code = errno();
     if (code === 11) return 0; // EAGAIN: nothing pending
@@ -195,9 +197,11 @@ export class CompletionQueue extends Resource {
   /**
    * `ibv_poll_cq`: reads up to `pollBatch` completions into the completion array and
    * returns how many; read them with the accessors (index < count). Allocates nothing.
+   * Throws a ResourceError once the CQ is closed.
    */
   poll(): number {
-    const n = this.#poll.call();
+    this.assertOpen();
+    const n = (armed && -injectedHotErrno(HOT.POLL_CQ)) || this.#poll.call();
     if (n < 0) throw verbsError("ibv_poll_cq", -n, this.label);
     return n;
   }
@@ -249,8 +253,9 @@ export class CompletionQueue extends Resource {
 
   /** `ibv_req_notify_cq`: arms the CQ for one completion event. */
   requestNotify(solicitedOnly = false): void {
+    this.assertOpen();
     this.#notify.setI32(1, solicitedOnly ? 1 : 0);
-    const rc = this.#notify.call();
+    const rc = (armed && injectedHotErrno(HOT.REQ_NOTIFY_CQ)) || this.#notify.call();
     if (rc !== 0) throw verbsError("ibv_req_notify_cq", rc > 0 ? rc : errno(), this.label);
   }
 

@@ -18,6 +18,7 @@ import { callDestroy, callInt, callPointer } from "./call.ts";
 import { nameOf } from "./context.ts";
 import type { CompletionQueue } from "./cq.ts";
 import { verbsError } from "./errors.ts";
+import { armed, HOT, injectedHotErrno } from "./inject.ts";
 import { formatGid, ipv4OfGid } from "./gid.ts";
 import { addressOf, brandPointer, type QpPtr } from "./handles.ts";
 import type { ProtectionDomain } from "./pd.ts";
@@ -285,13 +286,16 @@ export class QueuePair extends Resource {
 
   /**
    * Posts the send chain in one `ops.post_send` call and empties it. On failure throws a
-   * VerbsError naming the first work request the provider refused.
+   * VerbsError naming the first work request the provider refused, and a ResourceError
+   * once the QP is closed (the provider's memory is gone: a post would be a use after
+   * free).
    */
   postSend(): void {
+    this.assertOpen();
     const chain = this.sendChain;
     if (chain.length === 0) return;
     this.#badWr[0] = 0n;
-    const rc = this.#postSend.call();
+    const rc = (armed && injectedHotErrno(HOT.POST_SEND)) || this.#postSend.call();
     if (rc !== 0) {
       const detail = this.#badDetail(chain, 0, "work request");
       chain.clear();
@@ -300,12 +304,13 @@ export class QueuePair extends Resource {
     chain.clear();
   }
 
-  /** Posts the receive chain in one `ops.post_recv` call and empties it. */
+  /** Posts the receive chain in one `ops.post_recv` call and empties it (closed: ResourceError). */
   postRecv(): void {
+    this.assertOpen();
     const chain = this.recvChain;
     if (chain.length === 0) return;
     this.#badWr[1] = 0n;
-    const rc = this.#postRecv.call();
+    const rc = (armed && injectedHotErrno(HOT.POST_RECV)) || this.#postRecv.call();
     if (rc !== 0) {
       const detail = this.#badDetail(chain, 1, "receive");
       chain.clear();

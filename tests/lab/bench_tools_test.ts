@@ -87,9 +87,9 @@ Deno.test({
   fn: async () => {
     const lines: string[] = [];
     const report = await runBench(topology, {
-      count: 80,
-      countLarge: 50,
-      warmup: 20,
+      count: 40,
+      countLarge: 20,
+      warmup: 10,
       repeats: 2,
       points: [{ size: 4096, depth: 16 }],
       waits: ["events"],
@@ -112,8 +112,8 @@ Deno.test({
       16,
       "events",
       2,
-      80,
-      20,
+      40,
+      10,
     ]);
     assert.equal(p.ours.runs.length, 2);
     assert.equal(p.c?.runs.length, 2);

@@ -5,6 +5,7 @@
 import assert from "node:assert/strict";
 import { denoArgv } from "../../lib/lab/processes.ts";
 import { labTopology } from "./support/verbs_pair.ts";
+import { longOnly } from "./support/long.ts";
 
 const exampleTimeoutMs = 120_000; // a safety net: each point is bounded by --timeout-s
 const tiny = ["--count", "200", "--warmup", "50", "--timeout-s", "60"];
@@ -42,26 +43,34 @@ function assertClean(row: Record<string, number>): void {
 
 // One point each: a point costs 10-30 s in the TCG lab VM, mostly starting two Deno processes.
 
-Deno.test("sweep_sizes_depths writes its header and one clean row per (size, depth)", async () => {
-  const { header, rows } = await runExample("examples/sweep_sizes_depths.ts", [
-    ...["--sizes", "16k", "--depths", "4"],
-  ]);
-  assert.equal(header, "size,depth,count,ops_per_s,mb_per_s,p50,p90,p99,p999,max,acked,refused");
-  assert.deepEqual(rows.map((r) => [r.size, r.depth]), [[16384, 4]]);
-  rows.forEach(assertClean);
-});
+Deno.test(
+  "sweep_sizes_depths writes its header and one clean row per (size, depth)",
+  longOnly,
+  async () => {
+    const { header, rows } = await runExample("examples/sweep_sizes_depths.ts", [
+      ...["--sizes", "16k", "--depths", "4"],
+    ]);
+    assert.equal(header, "size,depth,count,ops_per_s,mb_per_s,p50,p90,p99,p999,max,acked,refused");
+    assert.deepEqual(rows.map((r) => [r.size, r.depth]), [[16384, 4]]);
+    rows.forEach(assertClean);
+  },
+);
 
-Deno.test("ring_credit_sweep: a ring holding fewer logs than the depth runs out of credits", async () => {
-  const { header, rows } = await runExample("examples/ring_credit_sweep.ts", [
-    ...["--rings", "64k", "--size", "16k", "--depth", "8"],
-  ]);
-  assert.equal(
-    header,
-    "ring,size,depth,ring_logs,delay_ms,count,ops_per_s,mb_per_s,p50,p90,p99,p999,max," +
-      "admission_waits,waits_per_log,max_ahead_bytes,acked,refused",
-  );
-  assert.deepEqual(rows.map((r) => [r.ring, r.ring_logs]), [[65536, 4]]);
-  rows.forEach(assertClean);
-  assert.ok(rows[0].admission_waits > 0, "logs waited for credits: 8 in flight, room for 4");
-  assert.equal(rows[0].max_ahead_bytes, 65536, "the primary filled the ring, never more");
-});
+Deno.test(
+  "ring_credit_sweep: a ring holding fewer logs than the depth runs out of credits",
+  longOnly,
+  async () => {
+    const { header, rows } = await runExample("examples/ring_credit_sweep.ts", [
+      ...["--rings", "64k", "--size", "16k", "--depth", "8"],
+    ]);
+    assert.equal(
+      header,
+      "ring,size,depth,ring_logs,delay_ms,count,ops_per_s,mb_per_s,p50,p90,p99,p999,max," +
+        "admission_waits,waits_per_log,max_ahead_bytes,acked,refused",
+    );
+    assert.deepEqual(rows.map((r) => [r.ring, r.ring_logs]), [[65536, 4]]);
+    rows.forEach(assertClean);
+    assert.ok(rows[0].admission_waits > 0, "logs waited for credits: 8 in flight, room for 4");
+    assert.equal(rows[0].max_ahead_bytes, 65536, "the primary filled the ring, never more");
+  },
+);

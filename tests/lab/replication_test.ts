@@ -6,6 +6,7 @@
 import assert from "node:assert/strict";
 import { randomSecret, runTool, startReplica } from "../../lib/lab/processes.ts";
 import { labTopology } from "./support/verbs_pair.ts";
+import { longOnly } from "./support/long.ts";
 
 const topology = labTopology();
 const { a, b } = topology;
@@ -28,46 +29,51 @@ async function scenario(name: string, port: number, args: string[] = []) {
   return out.json as any;
 }
 
+// Depth 32 runs in every suite; depth 1 (the same ring wraps, one log at a time) in the long set.
 for (const depth of [1, 32]) {
-  Deno.test(`depth ${depth}: thousands of mixed-size logs through many ring wraps arrive byte for byte, acked in sequence`, async () => {
-    await using replica = await startReplica(b, [
-      "--ring",
-      "256k",
-      "--slots",
-      "64",
-      "--once",
-      "--json",
-      "--verify-seed",
-      "7",
-    ], env);
-    const count = depth === 1 ? 1000 : 2000; // >= 10 wraps of the 256 KiB ring either way
-    const p = await scenario("bulk", replica.port, [
-      "--ring",
-      "256k",
-      "--depth",
-      String(depth),
-      "--count",
-      String(count),
-    ]);
-    // deno-lint-ignore no-explicit-any
-    const r = (await replica.result()) as any;
-    assert.equal(p.result.acked, count, "every log acked");
-    assert.equal(p.result.refused, 0);
-    assert.equal(p.result.failure, undefined);
-    assert.ok(p.result.inOrder, "acks resolved in sequence order");
-    assert.ok(
-      p.stats.writePos / (256 * 1024) >= 10,
-      `the ring wrapped ${Math.floor(p.stats.writePos / 262144)} times`,
-    );
-    assert.equal(r.accepted, count);
-    assert.deepEqual(
-      r.digest,
-      p.digest,
-      "the replica's digest of its own bytes equals the primary's",
-    );
-    assert.equal(r.verify.checked, count);
-    assert.equal(r.verify.mismatches, 0, "every byte at the replica is what the workload wrote");
-  });
+  Deno.test(
+    `depth ${depth}: thousands of mixed-size logs through many ring wraps arrive byte for byte, acked in sequence`,
+    depth === 1 ? longOnly : {},
+    async () => {
+      await using replica = await startReplica(b, [
+        "--ring",
+        "256k",
+        "--slots",
+        "64",
+        "--once",
+        "--json",
+        "--verify-seed",
+        "7",
+      ], env);
+      const count = depth === 1 ? 1000 : 2000; // >= 10 wraps of the 256 KiB ring either way
+      const p = await scenario("bulk", replica.port, [
+        "--ring",
+        "256k",
+        "--depth",
+        String(depth),
+        "--count",
+        String(count),
+      ]);
+      // deno-lint-ignore no-explicit-any
+      const r = (await replica.result()) as any;
+      assert.equal(p.result.acked, count, "every log acked");
+      assert.equal(p.result.refused, 0);
+      assert.equal(p.result.failure, undefined);
+      assert.ok(p.result.inOrder, "acks resolved in sequence order");
+      assert.ok(
+        p.stats.writePos / (256 * 1024) >= 10,
+        `the ring wrapped ${Math.floor(p.stats.writePos / 262144)} times`,
+      );
+      assert.equal(r.accepted, count);
+      assert.deepEqual(
+        r.digest,
+        p.digest,
+        "the replica's digest of its own bytes equals the primary's",
+      );
+      assert.equal(r.verify.checked, count);
+      assert.equal(r.verify.mismatches, 0, "every byte at the replica is what the workload wrote");
+    },
+  );
 }
 
 Deno.test("a stream reports a refused log to its producer, keeps at most its depth in flight and ends on a bad log description", async () => {

@@ -260,3 +260,33 @@ for (const kind of ["pair", "loopback"] as const) {
     );
   });
 }
+
+Deno.test("use after close: post_send, post_recv, poll_cq, req_notify_cq and get_cq_event on a closed object throw a ResourceError naming it, and never reach the provider", () => {
+  using pair = openPair("loopback");
+  const { qp, sendCq, recvCq, channel } = pair.a;
+  // A work request in the chain: a post that reached the provider would touch freed memory.
+  Object.assign(send, {
+    wrId: 1,
+    opcode: O.IBV_WR_SEND,
+    flags: S.IBV_SEND_SIGNALED,
+    addr: pair.a.mr.address,
+    length: 64,
+    lkey: pair.a.mr.lkey,
+  });
+  qp.sendChain.add(send);
+  Object.assign(recv, { wrId: 2, addr: pair.a.mr.address, length: 64, lkey: pair.a.mr.lkey });
+  qp.recvChain.add(recv);
+  qp.close();
+  const closed = (what: string) => ({
+    name: "ResourceError",
+    message: new RegExp(`${what}.* is closed`),
+  });
+  assert.throws(() => qp.postSend(), closed("QP"));
+  assert.throws(() => qp.postRecv(), closed("QP"));
+  sendCq.close();
+  recvCq.close();
+  assert.throws(() => sendCq.poll(), closed("CQ"));
+  assert.throws(() => recvCq.requestNotify(), closed("CQ"));
+  channel.close();
+  assert.throws(() => channel.takeEvent(), closed("completion channel"));
+});

@@ -81,9 +81,10 @@ export async function run(args: string[]): Promise<number> {
       counts = { passed: 0, failed: 1, skipped: 0, steps: 0 };
       console.log("lab: tests/lab does not type-check; the lab run was not started");
     } else {
+      const long = opts.long ? "RRL_TEST_LONG=1 " : "";
       const script = [
         `cp "\${RRL_PAIR_STATE:-/run/rrl-pair.env}" ${topologyFile} 2>/dev/null || true`,
-        `${opts.long ? "RRL_TEST_LONG=1 " : ""}exec deno test -A --cached-only --no-check --junit-path=${junit} ${
+        `${long}exec deno test -A --cached-only --no-check --junit-path=${junit} ${
           filter.map(shellQuote).join(" ")
         } tests/lab`,
       ].join("; ");

@@ -72,12 +72,13 @@ export class Destager {
   #stopped = false;
   #queuedBytes = 0;
   readonly #keepBytes: number;
+  readonly #onFailure: ((error: Error) => void) | undefined;
   readonly stats: DestagerStats;
 
   /**
    * `queueMax` bounds the logs waiting (the ring bounds them anyway); `keepBytes` of
    * answered logs stay in the write cache (de-staging starts above it, or when a flush,
-   * FUA write or drain waits).
+   * FUA write or drain waits). `onFailure` hears of the failure that stops de-staging.
    */
   constructor(
     o: {
@@ -87,9 +88,11 @@ export class Destager {
       primary: ReleasingPrimary;
       queueMax: number;
       keepBytes: number;
+      onFailure?: (error: Error) => void;
     },
   ) {
     this.#keepBytes = o.keepBytes;
+    this.#onFailure = o.onFailure;
     this.#cache = o.cache;
     this.#backing = o.backing;
     this.#index = o.index;
@@ -174,6 +177,7 @@ export class Destager {
 
   #fail(error: Error): void {
     this.#failure = error;
+    this.#onFailure?.(error);
     for (const waiter of this.#waiters.splice(0)) waiter.reject(error);
   }
 

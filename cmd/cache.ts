@@ -8,6 +8,7 @@
 import { Command } from "@commander-js/extra-typings";
 import { formatSummary, progress } from "../lib/bench/summary.ts";
 import { parseBytes, parseSizeSpec, readStamp } from "../lib/bench/workload.ts";
+import { AckWitness } from "../lib/cache/ack_witness.ts";
 import { runCacheWorkload } from "../lib/cache/cache_workload.ts";
 import { ExpectedImage } from "../lib/cache/expected_image.ts";
 import { HostCacheService } from "../lib/cache/service.ts";
@@ -97,6 +98,8 @@ export function run(args: string[]): Promise<number> {
     // While a session is replaced, writes wait: let them wait for the whole reconnect window.
     using completions = opts.completions ? openCompletionLog(opts.completions) : undefined;
     const reconnectWindowMs = opts.reconnect * (opts.reconnectDelayMs + 1000);
+    // The replica's acks as the replication layer sees them: the workload's order check.
+    const acks = new AckWitness();
     await using service = await HostCacheService.open({
       device: opts.device,
       host: opts.host,
@@ -115,6 +118,7 @@ export function run(args: string[]): Promise<number> {
         completions?.add(lba, data, seq);
       },
       recover: opts.recover ?? false,
+      onAcked: acks.acked,
       ...recover,
       admissionTimeoutMs: 10_000 + reconnectWindowMs,
     });
@@ -129,6 +133,7 @@ export function run(args: string[]): Promise<number> {
     const result = await runCacheWorkload({
       host,
       service,
+      acks,
       image,
       count: opts.count,
       sizes,

@@ -80,7 +80,6 @@ export class HostCacheService implements NvmeBackend, AsyncDisposable {
   readonly #destager: Destager;
   readonly #options: HostCacheOptions;
   readonly #inProgress = new Set<Promise<NvmeStatus>>();
-  readonly #ackTimes = new Map<number, number>();
   #firstFailure: Error | undefined;
   #closed = false;
   readonly #stats = {
@@ -217,7 +216,6 @@ export class HostCacheService implements NvmeBackend, AsyncDisposable {
 
   async #write(cmd: NvmeWriteCommand): Promise<NvmeStatus> {
     this.#stats.writes++;
-    this.#ackTimes.delete(cmd.cid);
     const { data } = cmd;
     try {
       // De-staging stopped: the ring would fill and never drain; refuse at once.
@@ -228,7 +226,6 @@ export class HostCacheService implements NvmeBackend, AsyncDisposable {
         fua: cmd.fua,
       });
       // The index and the de-stager already have the log (onAnswered, in seq order).
-      this.#ackTimes.set(cmd.cid, log.ackedAt);
       this.#options.onCommit?.(cmd.slba, data, log.seq);
       if (cmd.fua) await this.#destager.until(log.seq);
       return statusSuccess;
@@ -286,11 +283,6 @@ export class HostCacheService implements NvmeBackend, AsyncDisposable {
   async drain(): Promise<void> {
     await Promise.allSettled([...this.#inProgress]);
     await this.#destager.until(this.#primary.answeredSeq);
-  }
-
-  /** When the OK ack of the write command `cid` was handled, if it was. */
-  ackTimeOf(cid: number): number | undefined {
-    return this.#ackTimes.get(cid);
   }
 
   /**

@@ -114,6 +114,8 @@ export class HostCacheService implements NvmeBackend, AsyncDisposable {
       keepBytes: o.options.keepBytes ?? o.options.ringBytes / 2,
       onFailure: (error) => {
         this.#firstFailure ??= error;
+        // Nothing will be released: writes waiting for ring space fail now, with the cause.
+        o.primary.failWaiting(error);
       },
     });
   }

@@ -526,6 +526,15 @@ export class Primary implements AsyncDisposable {
     this.#admission.admit();
   }
 
+  /**
+   * Retain mode: fails every log waiting for room with `error`, at once. For an owner that
+   * can release no more (its de-staging failed): they would otherwise wait out the
+   * admission timeout. Logs already posted are not touched.
+   */
+  failWaiting(error: Error): void {
+    this.#admission.failAll(error);
+  }
+
   /** Every log through this seq has been answered (acked, or refused). */
   get answeredSeq(): number {
     return this.#engine.answeredSeq;

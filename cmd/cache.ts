@@ -8,6 +8,7 @@
 import { Command } from "@commander-js/extra-typings";
 import { formatSummary, progress } from "../lib/bench/summary.ts";
 import { parseBytes, parseSizeSpec, readStamp } from "../lib/bench/workload.ts";
+import { AckWitness } from "../lib/cache/ack_witness.ts";
 import { runCacheWorkload } from "../lib/cache/cache_workload.ts";
 import { ExpectedImage } from "../lib/cache/expected_image.ts";
 import { HostCacheService } from "../lib/cache/service.ts";
@@ -24,7 +25,10 @@ import {
 } from "./options.ts";
 import type { WaitMode } from "../lib/replication/poller.ts";
 
-/** Runs the workload; 0 when every write succeeded in order and everything verified. */
+/**
+ * Runs the workload; 0 when every write succeeded in order and everything verified, else 1
+ * with the first cause of failure on stderr (and as `firstFailure` in the JSON).
+ */
 export function run(args: string[]): Promise<number> {
   const recovery = primaryRecoveryOptions();
   const program = new Command("cache")
@@ -94,6 +98,8 @@ export function run(args: string[]): Promise<number> {
     // While a session is replaced, writes wait: let them wait for the whole reconnect window.
     using completions = opts.completions ? openCompletionLog(opts.completions) : undefined;
     const reconnectWindowMs = opts.reconnect * (opts.reconnectDelayMs + 1000);
+    // The replica's acks as the replication layer sees them: the workload's order check.
+    const acks = new AckWitness();
     await using service = await HostCacheService.open({
       device: opts.device,
       host: opts.host,
@@ -112,6 +118,7 @@ export function run(args: string[]): Promise<number> {
         completions?.add(lba, data, seq);
       },
       recover: opts.recover ?? false,
+      onAcked: acks.acked,
       ...recover,
       admissionTimeoutMs: 10_000 + reconnectWindowMs,
     });
@@ -126,6 +133,7 @@ export function run(args: string[]): Promise<number> {
     const result = await runCacheWorkload({
       host,
       service,
+      acks,
       image,
       count: opts.count,
       sizes,
@@ -144,10 +152,26 @@ export function run(args: string[]): Promise<number> {
     const stats = service.stats();
     const imageSha256 = opts.verify ? await image.sha256() : undefined;
     const destagedSeq = stats.destage.destagedSeq;
-    await service.close({ drain: opts.drain });
+    // A drain that cannot finish (de-staging failed) is reported, not thrown: the summary still prints.
+    const closeError = await service.close({ drain: opts.drain }).then(
+      () => undefined,
+      (error: Error) => error,
+    );
     await writeTrace();
+    const firstFailure = (service.firstFailure ?? closeError)?.message;
+    if (firstFailure) console.error(`cache: first failure: ${firstFailure}`);
     if (opts.json) {
-      console.log(JSON.stringify({ result, replication, digest, stats, imageSha256, destagedSeq }));
+      console.log(
+        JSON.stringify({
+          result,
+          replication,
+          digest,
+          stats,
+          imageSha256,
+          destagedSeq,
+          firstFailure,
+        }),
+      );
     } else {
       console.log(
         `cache: ${result.writesOk} writes ok, ${result.writesFailed} failed, ${result.flushes} flushes in ${
@@ -167,7 +191,7 @@ export function run(args: string[]): Promise<number> {
         `cache: de-staged ${stats.destage.destagedLogs} logs in ${stats.destage.batches} batches; credit waits ${replication.admissionWaits}`,
       );
     }
-    const ok = result.writesFailed === 0 && result.orderViolations === 0 &&
+    const ok = !closeError && result.writesFailed === 0 && result.orderViolations === 0 &&
       (!opts.verify ||
         (result.readMismatches === 0 && (!opts.drain || result.backingMismatches === 0)));
     return ok ? 0 : 1;

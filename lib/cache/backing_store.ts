@@ -19,7 +19,8 @@
  */
 import { ERRNO } from "../../ffi/errno.ts";
 import { errno, libc, O_CLOEXEC, O_CREAT, O_RDWR } from "../../ffi/libc.ts";
-import { ResourceError, verbsError } from "../verbs/errors.ts";
+import { ResourceError } from "../verbs/errors.ts";
+import { BackingStoreError } from "./backing_store_error.ts";
 import { allocateFile, fileBytesOf, openFd, syncParentDirectory } from "./fs_kind.ts";
 
 /** Size of one block, in bytes. */
@@ -92,7 +93,14 @@ export class BackingStore implements Disposable {
       );
     }
     const fd = openFd(path, O_RDWR | O_CLOEXEC | (create && kind === "file" ? O_CREAT : 0));
-    if (fd < 0) throw verbsError("open", -fd, `${path}: check the path and permissions`);
+    if (fd < 0) {
+      throw new BackingStoreError({
+        call: "open",
+        path,
+        errno: -fd,
+        detail: "check the path and permissions",
+      });
+    }
     try {
       const want = capacityBlocks * blockBytes;
       const have = fileBytesOf(fd, path);
@@ -114,7 +122,10 @@ export class BackingStore implements Disposable {
     }
   }
 
-  /** Writes whole blocks `bytes` (a multiple of 4096 bytes) at `lba`; not durable until sync. */
+  /**
+   * Writes whole blocks `bytes` (a multiple of 4096 bytes) at `lba`; not durable until sync.
+   * BackingStoreError naming the LBA and the errno when `pwrite(2)` fails.
+   */
   write(lba: number, bytes: Uint8Array): void {
     const blocks = this.#check(lba, bytes.byteLength, "write");
     this.#transfer(
@@ -158,15 +169,19 @@ export class BackingStore implements Disposable {
     );
   }
 
-  /** Persistence point of a destage: `fdatasync(2)`: every write before it is durable. */
+  /**
+   * Persistence point of a destage: `fdatasync(2)`: every write before it is durable.
+   * BackingStoreError when it fails (the writes since the last sync may be lost).
+   */
   sync(): void {
     this.#checkOpen();
     if (libc.symbols.fdatasync(this.#fd) !== 0) {
-      throw verbsError(
-        "fdatasync",
-        errno(),
-        `${this.path}: earlier writes may be lost; do not advance destagedSeq, check the device`,
-      );
+      throw new BackingStoreError({
+        call: "fdatasync",
+        path: this.path,
+        errno: errno(),
+        detail: "earlier writes may be lost; do not advance destagedSeq, check the device",
+      });
     }
   }
 
@@ -247,14 +262,14 @@ function ioError(
   lba: number,
   blocks: number,
   done: number,
-) {
-  const what = code === 0 ? `${call} moved 0 bytes (end of file)` : "";
+): BackingStoreError {
+  const what = code === 0 ? `${call} moved 0 bytes (end of file); ` : "";
   const advice = ioAdvice[code] ?? "check the device and the file";
-  return verbsError(
+  return new BackingStoreError({
     call,
-    code,
-    `${what}${
-      what ? "; " : ""
-    }${blocks} blocks at LBA ${lba} of ${path}, ${done} bytes done: ${advice}`,
-  );
+    path,
+    errno: code,
+    lba,
+    detail: `${what}${blocks} blocks, ${done} bytes done: ${advice}`,
+  });
 }

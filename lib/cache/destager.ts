@@ -4,10 +4,14 @@
  * (`fdatasync`), records `destagedSeq` in the cache header, then releases their ring space
  * here and at the replica (docs/protocol.md, persistence points 5 to 7).
  *
+ * The first failure (a {@linkcode BackingStoreError} from a write or the sync) stops
+ * de-staging for good: the failed batch stays queued, `destagedSeq` and the released
+ * position stay where they were, so its logs stay in both write caches (a restart on a
+ * healthy backing store de-stages them); every waiter, present or later, rejects with it.
+ *
  * @module
  */
 import { InvariantError } from "../assert.ts";
-import type { Primary } from "../replication/primary.ts";
 import type { BackingStore } from "./backing_store.ts";
 import type { BlockIndex } from "./block_index.ts";
 import type { WriteCache } from "./write_cache.ts";
@@ -21,6 +25,13 @@ interface Pending {
   hole: boolean;
 }
 
+/** A caller of `until(seq)`. */
+interface Waiter {
+  seq: number;
+  resolve: () => void;
+  reject: (error: Error) => void;
+}
+
 /** De-stager counters. */
 export interface DestagerStats {
   destagedLogs: number;
@@ -30,17 +41,30 @@ export interface DestagerStats {
   pending: number;
 }
 
+/**
+ * What the de-stager uses of the primary: `Primary` in the service (a structural type, so
+ * a unit test can run the de-stager without a verbs device).
+ */
+export interface ReleasingPrimary {
+  /** The logs through `seq` are de-staged: free them here and at the replica. */
+  release(seq: number): void;
+  /** This side's ring position released so far. */
+  readonly ringReleasedPos: number;
+  /** The primary's next seq (persisted with destagedSeq). */
+  stats(): { nextSeq: number };
+}
+
 /** Largest batch between two fdatasync calls. */
 const batchLogsMax = 64;
 
 /** Applies answered logs to the backing store in seq order. */
 export class Destager {
   readonly #queue: Pending[] = [];
-  readonly #waiters: { seq: number; resolve: () => void }[] = [];
+  readonly #waiters: Waiter[] = [];
   readonly #cache: WriteCache;
   readonly #backing: BackingStore;
   readonly #index: BlockIndex;
-  readonly #primary: Primary;
+  readonly #primary: ReleasingPrimary;
   readonly #queueMax: number;
   #destagedSeq: number;
   #running: Promise<void> | undefined;
@@ -48,24 +72,27 @@ export class Destager {
   #stopped = false;
   #queuedBytes = 0;
   readonly #keepBytes: number;
+  readonly #onFailure: ((error: Error) => void) | undefined;
   readonly stats: DestagerStats;
 
   /**
    * `queueMax` bounds the logs waiting (the ring bounds them anyway); `keepBytes` of
    * answered logs stay in the write cache (de-staging starts above it, or when a flush,
-   * FUA write or drain waits).
+   * FUA write or drain waits). `onFailure` hears of the failure that stops de-staging.
    */
   constructor(
     o: {
       cache: WriteCache;
       backing: BackingStore;
       index: BlockIndex;
-      primary: Primary;
+      primary: ReleasingPrimary;
       queueMax: number;
       keepBytes: number;
+      onFailure?: (error: Error) => void;
     },
   ) {
     this.#keepBytes = o.keepBytes;
+    this.#onFailure = o.onFailure;
     this.#cache = o.cache;
     this.#backing = o.backing;
     this.#index = o.index;
@@ -86,7 +113,10 @@ export class Destager {
     return this.#destagedSeq;
   }
 
-  /** Queues an answered log (in seq order) and starts de-staging. */
+  /**
+   * Queues an answered log (in seq order) and starts de-staging; after a failure it only
+   * queues (the log stays in the write cache).
+   */
   add(log: Pending): void {
     const last = this.#queue.at(-1)?.seq ?? this.#destagedSeq;
     if (log.seq !== last + 1) {
@@ -102,7 +132,7 @@ export class Destager {
   }
 
   #kick(): void {
-    if (this.#stopped || this.#running || this.#queue.length === 0) return;
+    if (this.#stopped || this.#failure || this.#running || this.#queue.length === 0) return;
     if (this.#queuedBytes <= this.#keepBytes && this.#waiters.length === 0) return;
     this.#running = this.#run().finally(() => {
       this.#running = undefined;
@@ -115,16 +145,15 @@ export class Destager {
     if (this.#failure) return Promise.reject(this.#failure);
     if (seq <= this.#destagedSeq) return Promise.resolve();
     return new Promise((resolve, reject) => {
-      this.#waiters.push({ seq, resolve });
+      this.#waiters.push({ seq, resolve, reject });
       this.#kick();
-      this.#running?.catch(reject);
     });
   }
 
   /** Stops de-staging after the batch in progress; queued logs stay in the write cache. */
   async stop(): Promise<void> {
     this.#stopped = true;
-    await this.#running?.catch(() => {});
+    await this.#running;
   }
 
   /** The failure that stopped de-staging, if any. */
@@ -132,18 +161,24 @@ export class Destager {
     return this.#failure;
   }
 
+  /** De-stages batches while there is work; never rejects (a failure is kept instead). */
   async #run(): Promise<void> {
     while (this.#queue.length > 0 && !this.#failure && !this.#stopped) {
       if (this.#queuedBytes <= this.#keepBytes && this.#waiters.length === 0) break;
       // Let writes complete between batches: de-staging is background work.
       await new Promise((r) => setTimeout(r, 0));
       try {
-        this.#batch(this.#queue.splice(0, batchLogsMax));
+        this.#batch(this.#queue.slice(0, batchLogsMax));
       } catch (error) {
-        this.#failure = error as Error;
-        throw error;
+        this.#fail(error as Error);
       }
     }
+  }
+
+  #fail(error: Error): void {
+    this.#failure = error;
+    this.#onFailure?.(error);
+    for (const waiter of this.#waiters.splice(0)) waiter.reject(error);
   }
 
   #batch(batch: Pending[]): void {
@@ -158,6 +193,9 @@ export class Destager {
       destagedSeq: last,
       nextSeq: Math.max(last + 1, this.#primary.stats().nextSeq),
     });
+    // Only now does the batch leave the queue: a failure above leaves it queued.
+    this.#queue.splice(0, batch.length);
+    this.#destagedSeq = last;
     for (const log of batch) {
       this.#queuedBytes -= log.blocks * 4096;
       if (!log.hole) {
@@ -166,12 +204,11 @@ export class Destager {
         this.stats.destagedBytes += log.blocks * 4096;
       }
     }
-    this.#destagedSeq = last;
-    this.#primary.release(last);
-    this.#cache.persistHeader({ releasedPos: this.#primary.ringReleasedPos });
     this.stats.batches++;
     this.stats.destagedSeq = last;
     this.stats.pending = this.#queue.length;
+    this.#primary.release(last);
+    this.#cache.persistHeader({ releasedPos: this.#primary.ringReleasedPos });
     for (let i = this.#waiters.length - 1; i >= 0; i--) {
       if (this.#waiters[i].seq <= last) this.#waiters.splice(i, 1)[0].resolve();
     }

@@ -7,9 +7,21 @@
  * store second. Flush waits for every earlier write (and, with `flushDestage`, for their
  * de-staging).
  *
+ * When de-staging fails (the backing store refused a write or a sync), acked writes stay
+ * in both write caches (a restart with `recover` on a healthy backing store de-stages
+ * them), every later write completes with Write Fault, and {@linkcode
+ * HostCacheService.firstFailure} names the cause.
+ *
  * @module
  */
-import { GenericStatusCode, type NvmeStatus, nvmeStatus, statusSuccess } from "../nvme/status.ts";
+import {
+  GenericStatusCode,
+  MediaStatusCode,
+  type NvmeStatus,
+  nvmeStatus,
+  StatusCodeType,
+  statusSuccess,
+} from "../nvme/status.ts";
 import type { NvmeBackend, NvmeReadCommand, NvmeWriteCommand } from "../nvme/backend.ts";
 import { BackpressureError, ReplicationError } from "../replication/errors.ts";
 import { Primary, type PrimaryOptions } from "../replication/primary.ts";
@@ -54,6 +66,10 @@ export interface HostCacheStats {
 }
 
 const outstandingMax = 4096;
+/** A write the cache cannot take because de-staging failed: Write Fault, do not retry. */
+const writeFault = nvmeStatus(StatusCodeType.mediaAndDataIntegrity, MediaStatusCode.writeFault, {
+  dnr: true,
+});
 
 /** The NVMe backend that replicates every write before completing it. */
 export class HostCacheService implements NvmeBackend, AsyncDisposable {
@@ -64,7 +80,7 @@ export class HostCacheService implements NvmeBackend, AsyncDisposable {
   readonly #destager: Destager;
   readonly #options: HostCacheOptions;
   readonly #inProgress = new Set<Promise<NvmeStatus>>();
-  readonly #ackTimes = new Map<number, number>();
+  #firstFailure: Error | undefined;
   #closed = false;
   readonly #stats = {
     writes: 0,
@@ -96,6 +112,11 @@ export class HostCacheService implements NvmeBackend, AsyncDisposable {
       primary: o.primary,
       queueMax: o.cache.header.metaSlots,
       keepBytes: o.options.keepBytes ?? o.options.ringBytes / 2,
+      onFailure: (error) => {
+        this.#firstFailure ??= error;
+        // Nothing will be released: writes waiting for ring space fail now, with the cause.
+        o.primary.failWaiting(error);
+      },
     });
   }
 
@@ -197,22 +218,24 @@ export class HostCacheService implements NvmeBackend, AsyncDisposable {
 
   async #write(cmd: NvmeWriteCommand): Promise<NvmeStatus> {
     this.#stats.writes++;
-    this.#ackTimes.delete(cmd.cid);
     const { data } = cmd;
     try {
+      // De-staging stopped: the ring would fill and never drain; refuse at once.
+      if (this.#destager.failure) throw this.#destager.failure;
       const log = await this.#primary.replicate((ring, offset) => ring.set(data, offset), {
         lba: cmd.slba,
         length: cmd.blocks * 4096,
         fua: cmd.fua,
       });
       // The index and the de-stager already have the log (onAnswered, in seq order).
-      this.#ackTimes.set(cmd.cid, log.ackedAt);
       this.#options.onCommit?.(cmd.slba, data, log.seq);
       if (cmd.fua) await this.#destager.until(log.seq);
       return statusSuccess;
     } catch (error) {
       this.#stats.writesFailed++;
+      this.#firstFailure ??= error as Error;
       if (Deno.env.get("RRL_DEBUG")) console.error(`cache: write ${cmd.cid} failed:`, error);
+      if (error === this.#destager.failure) return writeFault;
       if (error instanceof ReplicationError) {
         return nvmeStatus(0, GenericStatusCode.dataTransferError, { dnr: true });
       }
@@ -264,9 +287,12 @@ export class HostCacheService implements NvmeBackend, AsyncDisposable {
     await this.#destager.until(this.#primary.answeredSeq);
   }
 
-  /** When the OK ack of the write command `cid` was handled, if it was. */
-  ackTimeOf(cid: number): number | undefined {
-    return this.#ackTimes.get(cid);
+  /**
+   * The first cause of failure, of a write or of de-staging (e.g. a BackingStoreError
+   * naming the file, the LBA and the errno); undefined while all is well.
+   */
+  get firstFailure(): Error | undefined {
+    return this.#firstFailure;
   }
 
   /** Counters of the service and its de-stager. */
@@ -281,7 +307,9 @@ export class HostCacheService implements NvmeBackend, AsyncDisposable {
 
   /**
    * Closes the session, the cache and the backing store; drains the de-stager first unless
-   * `drain: false` (logs then stay in both write caches, as after a crash).
+   * `drain: false` (logs then stay in both write caches, as after a crash). Rejects, after
+   * closing everything, when the drain fails (de-staging failed: the logs stay in both
+   * write caches).
    */
   async close(options: { drain?: boolean } = {}): Promise<void> {
     if (this.#closed) return;

@@ -45,6 +45,16 @@ export const GenericStatusCode = {
   namespaceNotReady: 0x82,
 } as const;
 
+/**
+ * The Media and Data Integrity Errors codes (SCT 2h) this model posts (NVM Command Set 1.0,
+ * "Media and Data Integrity Errors Values").
+ */
+export const MediaStatusCode = {
+  writeFault: 0x80,
+} as const;
+
+const mediaNames: Record<number, string> = { 0x80: "Write Fault" };
+
 const genericNames: Record<number, string> = {
   0x00: "Successful Completion",
   0x01: "Invalid Command Opcode",
@@ -131,7 +141,11 @@ export function isNvmeStatus(value: unknown): value is NvmeStatus {
 export function describeStatus(status: NvmeStatus): string {
   const sct = statusCodeType(status);
   const sc = statusCode(status);
-  const name = sct === StatusCodeType.generic ? genericNames[sc] : undefined;
+  const name = sct === StatusCodeType.generic
+    ? genericNames[sc]
+    : sct === StatusCodeType.mediaAndDataIntegrity
+    ? mediaNames[sc]
+    : undefined;
   const dnr = statusDoNotRetry(status) ? ", DNR" : "";
   return `${name ?? "Status"} (SCT ${hex(sct, 1)}, SC ${hex(sc, 2)}${dnr})`;
 }

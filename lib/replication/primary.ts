@@ -71,6 +71,12 @@ export interface PrimaryOptions extends SideOptions {
   retain?: boolean;
   /** Write-cache hooks (persistence points before a log is posted, answered logs). */
   hooks?: PrimaryHooks;
+  /**
+   * Called when the replica's OK ack of a log is handled, before its promise settles: a
+   * witness below whoever calls `replicate` (the cache workload checks that no write
+   * completed before it). `log` is reused: copy what you keep.
+   */
+  onAcked?: (log: PlacedLog) => void;
   /** A log waiting this long for room (depth, credits, ring, reconnect) fails with BackpressureError (default 10000 ms). */
   admissionTimeoutMs?: number;
   /** Replace a broken session: attempts (default 0: fail) and the delay between them (default 500 ms). */
@@ -238,6 +244,7 @@ export class Primary implements AsyncDisposable {
         digest: new LogDigest(),
         retain: options.retain ?? false,
         hooks: options.hooks,
+        onAcked: options.onAcked,
         faults: options.faults,
         beforeDeath: options.beforeDeath,
       }, nextSeq);
@@ -517,6 +524,15 @@ export class Primary implements AsyncDisposable {
   release(seq: number): void {
     this.#engine.release(seq);
     this.#admission.admit();
+  }
+
+  /**
+   * Retain mode: fails every log waiting for room with `error`, at once. For an owner that
+   * can release no more (its de-staging failed): they would otherwise wait out the
+   * admission timeout. Logs already posted are not touched.
+   */
+  failWaiting(error: Error): void {
+    this.#admission.failAll(error);
   }
 
   /** Every log through this seq has been answered (acked, or refused). */

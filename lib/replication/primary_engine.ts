@@ -84,6 +84,8 @@ export interface EngineParts {
   /** Keep acked logs in the ring until release() (a write cache de-stages them first). */
   retain: boolean;
   hooks?: PrimaryHooks;
+  /** The replica's OK ack of a log was handled (a witness; see PrimaryOptions.onAcked). */
+  onAcked?: (log: PlacedLog) => void;
   /** Faults to inject (tests and fault campaigns). */
   faults?: PrimaryFaults;
   /** Called just before a fault kills the process (write the trace). */
@@ -317,6 +319,7 @@ export class PrimaryEngine {
     }
     this.#answered(e);
     this.#p.digest.add(e.seq, e.lba, e.length, e.crc | 0);
+    this.#p.onAcked?.(e);
     const ackedAt = this.#batchNow > 0 ? this.#batchNow : performance.now();
     const latencyUs = (ackedAt - e.submitted) * 1000;
     if (breakdown.on) breakdown.stamp(Stamp.ACKED, e.seq, ackedAt);

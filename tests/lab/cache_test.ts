@@ -5,7 +5,13 @@
  */
 import assert from "node:assert/strict";
 import { randomSecret, runTool, startReplica } from "../../lib/lab/processes.ts";
-import { GenericStatusCode, nvmeStatus } from "../../lib/nvme/status.ts";
+import {
+  GenericStatusCode,
+  MediaStatusCode,
+  nvmeStatus,
+  StatusCodeType,
+} from "../../lib/nvme/status.ts";
+import { checkRun } from "../../lib/repro/check.ts";
 import { labTopology } from "./support/verbs_pair.ts";
 
 const topology = labTopology();
@@ -152,4 +158,131 @@ Deno.test("a replica answering CRC_MISMATCH fails that write with an error statu
   assert.equal(replica.refused.CRC_MISMATCH, 1);
   assert.equal(replica.accepted, 59);
   assert.deepEqual(replica.digest, host.digest);
+});
+
+async function sh(argv: string[]): Promise<void> {
+  const out = await new Deno.Command(argv[0], { args: argv.slice(1), stderr: "piped" }).output();
+  if (!out.success) {
+    throw new Error(`${argv.join(" ")}: ${new TextDecoder().decode(out.stderr).trim()}`);
+  }
+}
+
+Deno.test("a backing store that fills up fails later writes with Write Fault and names ENOSPC; acked writes stay safe and a restart on a healthy store de-stages them", async () => {
+  const dir = await Deno.makeTempDir({ dir: "/dev/shm", prefix: "rrl-cache-test-" });
+  const small = `${dir}/small`;
+  await Deno.mkdir(small);
+  await sh(["mount", "-t", "tmpfs", "-o", "size=512k", "tmpfs", small]);
+  try {
+    // Sparse and larger than its file system: de-staging fills it (ENOSPC), writes do not.
+    const backing = `${small}/backing.img`;
+    await Deno.writeFile(backing, new Uint8Array());
+    await Deno.truncate(backing, 16 << 20);
+    const seed = 14;
+    const completions = `${dir}/completions.log`;
+    const host = (more: string[], port: number) =>
+      runTool(a, "cmd/cache.ts", [
+        "--device",
+        a.device,
+        "--host",
+        b.address,
+        "--port",
+        String(port),
+        "--cache",
+        `${dir}/primary.cache`,
+        "--backing",
+        backing,
+        "--ring",
+        "4m",
+        "--capacity",
+        "16m",
+        "-s",
+        "16k",
+        "-q",
+        "8",
+        "--flush-every",
+        "0",
+        "--seed",
+        String(seed),
+        "--completions",
+        completions,
+        "--json",
+        ...more,
+      ], { env, timeoutMs: 240_000 });
+    const replicaArgs = ["--once", "--json", "--ring", "4m", "--cache", `${dir}/replica.cache`];
+
+    // Run 1: de-staging starts at half the ring (2 MiB) and fails in the 512 KiB file system.
+    let first: Awaited<ReturnType<typeof host>>;
+    let replicaStats: Record<string, unknown>;
+    {
+      await using replica = await startReplica(b, replicaArgs, env);
+      first = await host(["-n", "300"], replica.port);
+      replicaStats = await replica.result();
+    }
+    // deno-lint-ignore no-explicit-any
+    const h = first.json as any;
+    const r = h.result;
+    assert.equal(first.code, 1, "the run reports the failure");
+    assert.match(
+      h.firstFailure,
+      /^Backing store pwrite failed: ENOSPC \(.*\) at LBA \d+ of .*\/small\/backing\.img/,
+      "the first cause names the call, the errno, the LBA and the file",
+    );
+    assert.ok(r.writesOk > 0 && r.writesFailed > 0, `${r.writesOk} ok, ${r.writesFailed} failed`);
+    assert.equal(r.writesOk + r.writesFailed, 300, "every write completed: none hung");
+    const writeFault = nvmeStatus(
+      StatusCodeType.mediaAndDataIntegrity,
+      MediaStatusCode.writeFault,
+      { dnr: true },
+    );
+    for (const f of r.failures) assert.equal(f.status, writeFault, `op ${f.op}: Write Fault, DNR`);
+    assert.equal(r.orderViolations, 0, r.firstViolation);
+    assert.equal(r.readMismatches, 0, "every acked write reads back (from the write cache)");
+    assert.equal(r.backingMismatches, -1, "the final drain failed: not compared");
+    assert.ok(h.stats.destage.destagedSeq < h.digest.lastSeq, "acked logs are not de-staged");
+    assert.equal(replicaStats.accepted, r.writesOk);
+    assert.deepEqual(replicaStats.digest, h.digest, "the replica holds every acked write");
+    const safe = await checkRun({
+      seed,
+      capacityBlocks: 4096,
+      issued: [{ first: 0, count: 300 }],
+      completions: await Deno.readTextFile(completions),
+      backingPath: backing,
+      replicaCache: { path: `${dir}/replica.cache`, ringBytes: 4 << 20 },
+      rejectedSeqs: new Set(),
+      cleanEnd: false,
+    });
+    assert.equal(safe.logsAcked, r.writesOk);
+    assert.equal(safe.verdict, "pass", JSON.stringify(safe.violations));
+
+    // Run 2: the same file on a grown file system; the restart de-stages what was left.
+    await sh(["mount", "-o", "remount,size=64m", small]);
+    let second: Awaited<ReturnType<typeof host>>;
+    {
+      await using replica = await startReplica(b, replicaArgs, env);
+      second = await host(
+        ["--recover", "--no-verify", "--first-op", "300", "-n", "1"],
+        replica.port,
+      );
+      await replica.result();
+    }
+    // deno-lint-ignore no-explicit-any
+    const h2 = second.json as any;
+    assert.equal(second.code, 0, h2.firstFailure);
+    assert.equal(h2.firstFailure, undefined, "the restart de-staged everything (drain at close)");
+    const final = await checkRun({
+      seed,
+      capacityBlocks: 4096,
+      issued: [{ first: 0, count: 300 }, { first: 300, count: 1 }],
+      completions: await Deno.readTextFile(completions),
+      backingPath: backing,
+      rejectedSeqs: new Set(),
+      cleanEnd: true,
+    });
+    assert.equal(final.logsAcked, r.writesOk + 1);
+    assert.equal(final.backingMismatches, 0, JSON.stringify(final.violations));
+    assert.equal(final.verdict, "pass", JSON.stringify(final.violations));
+  } finally {
+    await sh(["umount", small]).catch(() => {});
+    await Deno.remove(dir, { recursive: true }).catch(() => {});
+  }
 });

@@ -283,7 +283,9 @@ export class Primary implements AsyncDisposable {
   #start(session: Session): void {
     this.#session = session;
     this.#engine.attach(session.link, session.welcome);
-    if (this.#engine.failure) return;
+    // A post that failed in attach suspended the session: its teardown (already scheduled)
+    // owns it now, and a poller started here would wait on a channel about to close.
+    if (this.#engine.failure || this.#session !== session) return;
     // Our QP is in RTS with its ack RECVs posted: the replica may answer from now on.
     session.control.sendReady();
     const engine = this.#engine;

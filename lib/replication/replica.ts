@@ -235,24 +235,16 @@ export class Replica implements AsyncDisposable {
         text: `${this.#metaSlots} slots, asked a depth of ${hello.depth}`,
       };
     }
-    const session = new ReplicaSession(this.#side, this.#state, {
-      metaSlots: this.#metaSlots,
-      wait: this.#options.wait,
-      spinUs: this.#options.spinUs ?? 1000,
-      // Receiver-not-ready is a fault of the first session: a reconnect recovers from it.
-      faults: this.#state.counters.sessions === 0
-        ? this.#options.faults
-        : { ...this.#options.faults, recvSlots: undefined },
-      beforeDeath: this.#options.beforeDeath,
-      log: this.#log,
-    });
+    let made: ReplicaSession | undefined;
     try {
-      session.connect(hello.endpoint);
+      made = this.#newSession();
+      made.connect(hello.endpoint);
     } catch (error) {
-      session.close();
+      made?.close();
       this.#log(`replica: cannot connect to the primary's QP: ${(error as Error).message}`);
       return { ok: false, reason: "REFUSED", text: "the replica could not connect its QP" };
     }
+    const session = made;
     this.#session = session;
     signal.addEventListener("abort", () => this.#endSession(session), { once: true });
     return {
@@ -267,6 +259,21 @@ export class Replica implements AsyncDisposable {
         released: this.#state.released,
       },
     };
+  }
+
+  /** A session's QP, CQ and slots (closed again if any of them fails). */
+  #newSession(): ReplicaSession {
+    return new ReplicaSession(this.#side, this.#state, {
+      metaSlots: this.#metaSlots,
+      wait: this.#options.wait,
+      spinUs: this.#options.spinUs ?? 1000,
+      // Receiver-not-ready is a fault of the first session: a reconnect recovers from it.
+      faults: this.#state.counters.sessions === 0
+        ? this.#options.faults
+        : { ...this.#options.faults, recvSlots: undefined },
+      beforeDeath: this.#options.beforeDeath,
+      log: this.#log,
+    });
   }
 
   #serve(bootstrap: BootstrapSession): void {

@@ -94,7 +94,12 @@ export class ReplicaSession {
     });
     this.#slots = new ArrayBuffer(slots * recordBytes);
     this.#slotsView = new DataView(this.#slots);
-    this.#slotsMr = side.pd.register(this.#slots, A.IBV_ACCESS_LOCAL_WRITE);
+    try {
+      this.#slotsMr = side.pd.register(this.#slots, A.IBV_ACCESS_LOCAL_WRITE);
+    } catch (error) {
+      this.#link.close();
+      throw error;
+    }
     const acks = new ArrayBuffer(slots * ackBytes);
     this.#acks = new DataView(acks);
     this.#acksAddress = addressOf(Deno.UnsafePointer.of(acks));

@@ -23,6 +23,8 @@ const hotVerbs = [
   "ibv_req_notify_cq",
   "ibv_get_cq_event",
 ] as const;
+/** How long a side may take to exit once its stdin closed. */
+const exitWaitMs = 15_000;
 /** The sweep's bound on control-path calls per side (a run makes ~20). */
 const controlCallsMax = 64;
 
@@ -86,9 +88,11 @@ class SideProcess implements AsyncDisposable {
     return JSON.parse(next.value);
   }
 
+  /** Ends the side: stdin closes, it must exit 0 within `exitWaitMs` (else it is killed). */
   async [Symbol.asyncDispose]() {
     await this.#writer.close().catch(() => {});
-    const status = await this.#child.status;
+    const timer = setTimeout(() => this.#child.kill("SIGKILL"), exitWaitMs);
+    const status = await this.#child.status.finally(() => clearTimeout(timer));
     assert.equal(status.code, 0, `the ${this.#who} side exited cleanly:\n${this.stderr}`);
   }
 }
@@ -107,8 +111,20 @@ function named(text: string): string {
 }
 
 Deno.test("verbs error-path sweep: every control-path call of both sides and every hot-path verb fails once; each run ends in a typed error naming the verb or in a recovery, with nothing leaked, no crash, no hang, nothing acked that the replica lacks", async () => {
-  await using replica = new SideProcess("replica", b);
-  await using primary = new SideProcess("primary", a);
+  const replica = new SideProcess("replica", b);
+  const primary = new SideProcess("primary", a);
+  const swept = await sweep(replica, primary).then(() => undefined, (error) => error);
+  // Both sides end either way; a failure of the sweep itself is the one reported.
+  const ended = await Promise.allSettled([
+    primary[Symbol.asyncDispose](),
+    replica[Symbol.asyncDispose](),
+  ]);
+  for (const e of ended) if (e.status === "rejected") console.log(`sweep: ${e.reason}`);
+  if (swept) throw swept;
+  for (const e of ended) if (e.status === "rejected") throw e.reason;
+});
+
+async function sweep(replica: SideProcess, primary: SideProcess) {
   const rows: Row[] = [];
 
   /** One run: replica listens with `rPlan`, the primary runs with `pPlan`, replica closes. */
@@ -182,6 +198,7 @@ Deno.test("verbs error-path sweep: every control-path call of both sides and eve
           (side === "replica" && r.run ? `; primary: ${r.run.errorName ?? "ok"}` : "");
       }
       rows.push({ side, call, errno: "ENOMEM", outcome });
+      console.log(`sweep: ${side} ${call}: ${outcome}`);
     }
   }
 
@@ -202,4 +219,4 @@ Deno.test("verbs error-path sweep: every control-path call of both sides and eve
   for (const verb of hotVerbs) {
     assert.ok(rows.some((r) => r.call.startsWith(verb)), `${verb} failed at least once`);
   }
-});
+}

@@ -172,3 +172,6 @@ for await (const chunk of Deno.stdin.readable.pipeThrough(new TextDecoderStream(
     await Deno.stdout.write(encoder.encode(JSON.stringify({ op: c.op, ...out as object }) + "\n"));
   }
 }
+// Stdin ended: leave even if a run that hung still holds timers (the sweep reported it).
+await replica?.close();
+Deno.exit(0);

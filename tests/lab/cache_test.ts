@@ -12,6 +12,7 @@ import {
   StatusCodeType,
 } from "../../lib/nvme/status.ts";
 import { checkRun } from "../../lib/repro/check.ts";
+import { longOnly } from "./support/long.ts";
 import { labTopology } from "./support/verbs_pair.ts";
 
 const topology = labTopology();
@@ -122,43 +123,47 @@ Deno.test("a full cache makes writes wait (backpressure in stats) and never over
   assert.equal(host.result.backingMismatches, 0);
 });
 
-Deno.test("a replica answering CRC_MISMATCH fails that write with an error status; nothing reports success", async () => {
-  const { code, host, replica } = await cacheRun(["--ring", "4m", "--fault", "7:CRC_MISMATCH"], [
-    "--ring",
-    "4m",
-    "--capacity",
-    "8m",
-    "-n",
-    "60",
-    "-s",
-    "16k",
-    "-q",
-    "4",
-    "--flush-every",
-    "20",
-    "--seed",
-    "13",
-  ]);
-  const r = host.result;
-  assert.equal(code, 1, "the run reports the failure");
-  assert.equal(r.writesFailed, 1);
-  assert.equal(r.writesOk, 59);
-  assert.equal(
-    r.failures[0].status,
-    nvmeStatus(0, GenericStatusCode.dataTransferError, { dnr: true }),
-    "Data Transfer Error, do not retry",
-  );
-  assert.equal(r.orderViolations, 0, "the failed write has no ack and did not report success");
-  assert.equal(
-    r.readMismatches,
-    0,
-    "the failed write is nowhere: reads match the image without it",
-  );
-  assert.equal(r.backingMismatches, 0);
-  assert.equal(replica.refused.CRC_MISMATCH, 1);
-  assert.equal(replica.accepted, 59);
-  assert.deepEqual(replica.digest, host.digest);
-});
+Deno.test(
+  "a replica answering CRC_MISMATCH fails that write with an error status; nothing reports success",
+  longOnly,
+  async () => {
+    const { code, host, replica } = await cacheRun(["--ring", "4m", "--fault", "7:CRC_MISMATCH"], [
+      "--ring",
+      "4m",
+      "--capacity",
+      "8m",
+      "-n",
+      "60",
+      "-s",
+      "16k",
+      "-q",
+      "4",
+      "--flush-every",
+      "20",
+      "--seed",
+      "13",
+    ]);
+    const r = host.result;
+    assert.equal(code, 1, "the run reports the failure");
+    assert.equal(r.writesFailed, 1);
+    assert.equal(r.writesOk, 59);
+    assert.equal(
+      r.failures[0].status,
+      nvmeStatus(0, GenericStatusCode.dataTransferError, { dnr: true }),
+      "Data Transfer Error, do not retry",
+    );
+    assert.equal(r.orderViolations, 0, "the failed write has no ack and did not report success");
+    assert.equal(
+      r.readMismatches,
+      0,
+      "the failed write is nowhere: reads match the image without it",
+    );
+    assert.equal(r.backingMismatches, 0);
+    assert.equal(replica.refused.CRC_MISMATCH, 1);
+    assert.equal(replica.accepted, 59);
+    assert.deepEqual(replica.digest, host.digest);
+  },
+);
 
 async function sh(argv: string[]): Promise<void> {
   const out = await new Deno.Command(argv[0], { args: argv.slice(1), stderr: "piped" }).output();

@@ -331,20 +331,24 @@ Deno.test("a replica short of RECVs and stalled: rxe sends RNR NAKs and a primar
   assert.ok(p.json.result.acked <= r.accepted);
 });
 
-Deno.test("a replica posting 2 RECVs for a primary 8 deep: rxe sends RNR NAKs, and with reconnect every log is replicated once (retried by rxe or resent on a new session)", async () => {
-  await using replica = await startReplica(b, [
-    ...replicaArgs,
-    "--fault-plan",
-    JSON.stringify({ replica: { recvSlots: 2 } }),
-  ], env);
-  const before = await rxeCounter(a, "rcvd_rnr_err");
-  const p = await primary(replica.port, ["--count", "200", "--size", "4k", "--reconnect", "3"]);
-  const after = await rxeCounter(a, "rcvd_rnr_err");
-  replica.stop();
-  const r: Json = await replica.result();
-  assert.ok(after > before, `the primary's QP received RNR NAKs (${before} -> ${after})`);
-  assert.equal(p.code, 0, `the primary failed: ${p.json.result.failure}`);
-  assert.equal(p.json.result.acked, 200);
-  assert.equal(r.accepted, 200);
-  assert.deepEqual(r.digest, p.json.digest);
-});
+Deno.test(
+  "a replica posting 2 RECVs for a primary 8 deep: rxe sends RNR NAKs, and with reconnect every log is replicated once (retried by rxe or resent on a new session)",
+  longOnly,
+  async () => {
+    await using replica = await startReplica(b, [
+      ...replicaArgs,
+      "--fault-plan",
+      JSON.stringify({ replica: { recvSlots: 2 } }),
+    ], env);
+    const before = await rxeCounter(a, "rcvd_rnr_err");
+    const p = await primary(replica.port, ["--count", "200", "--size", "4k", "--reconnect", "3"]);
+    const after = await rxeCounter(a, "rcvd_rnr_err");
+    replica.stop();
+    const r: Json = await replica.result();
+    assert.ok(after > before, `the primary's QP received RNR NAKs (${before} -> ${after})`);
+    assert.equal(p.code, 0, `the primary failed: ${p.json.result.failure}`);
+    assert.equal(p.json.result.acked, 200);
+    assert.equal(r.accepted, 200);
+    assert.deepEqual(r.digest, p.json.digest);
+  },
+);

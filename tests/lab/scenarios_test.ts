@@ -1,6 +1,6 @@
 /**
  * The fast subset of scenarios: every fault kind once, composed into three runs of the real
- * commands on the Soft-RoCE pair (six finer runs in the long set), each followed by the
+ * commands on the Soft-RoCE pair (five finer runs in the long set), each followed by the
  * invariant checker. Also proves the run folder holds what a replay and a reader need.
  */
 import assert from "node:assert/strict";
@@ -39,7 +39,7 @@ function assertDurable(s: RunSummary, kinds: FaultKind[]): void {
 }
 
 // Every suite: three runs that together inject every fault kind once. The long set
-// (`deno task test --long`) adds the six finer runs after them, one kill point each.
+// (`deno task test --long`) adds five finer runs after them, one kill point each.
 const runs: [string, ScenarioConfig, FaultKind[], "long"?][] = [
   [
     "netem loss, delay, reordering, duplication and corruption, with a stalled replica and a delayed ack",
@@ -69,16 +69,6 @@ const runs: [string, ScenarioConfig, FaultKind[], "long"?][] = [
       { kind: "qp-error", seq: 120 },
     ]),
     ["bad-rkey", "primary-kill", "link-delete", "qp-error"],
-  ],
-  [
-    "netem loss, delay, reordering, duplication and corruption, with a stalled replica and a delayed ack",
-    config(60, 4, [
-      { kind: "netem", loss: 3, delayMs: 1, reorder: 5, duplicate: 1, corrupt: 1 },
-      { kind: "replica-stall", seq: 10, ms: 200 },
-      { kind: "delay-ack", seq: 30, ms: 200 },
-    ]),
-    ["netem", "replica-stall", "delay-ack"],
-    "long",
   ],
   [
     "a replica killed with data placed before the check, and a refused log",

@@ -2,7 +2,7 @@
  * The verbs error-path sweep (librpma's technique, issue 14): every control-path verbs call
  * of the primary and of the replica fails once (ENOMEM) at its Nth call, and each hot-path
  * verb (post_send, post_recv, poll_cq, req_notify_cq, get_cq_event) fails once at its first
- * call and halfway through a run. Each run must end in a typed error naming the verb and
+ * call, halfway through a run and at its last call. Each run must end in a typed error naming the verb and
  * the errno, or in a recovery; never a crash, a hang or a verbs object left open, and the
  * primary never counts a log acked that the replica did not accept. Both sides are
  * long-lived processes (`tests/lab/tools/verbs_sweep_side.ts`) that re-plan the failure in
@@ -170,7 +170,7 @@ async function sweep(replica: SideProcess, primary: SideProcess) {
     for (let n = 1; n <= counts[side].control; n++) plans.push([`${n}:ENOMEM`, `call ${n}`, 0]);
     for (const verb of hotVerbs) {
       const calls = counts[side][verb];
-      for (const n of new Set([1, Math.ceil(calls / 2)])) {
+      for (const n of new Set([1, Math.ceil(calls / 2), calls])) {
         if (n <= calls) plans.push([`${verb}@${n}:ENOMEM`, `${verb} #${n} of ${calls}`, 2]);
       }
     }

@@ -24,6 +24,7 @@ import {
   waitOption,
 } from "./options.ts";
 import type { WaitMode } from "../lib/replication/poller.ts";
+import { reconnectWindowMs } from "../lib/replication/primary.ts";
 
 /**
  * Runs the workload; 0 when every write succeeded in order and everything verified, else 1
@@ -85,6 +86,7 @@ export function run(args: string[]): Promise<number> {
     .addOption(recovery[1])
     .addOption(recovery[2])
     .addOption(recovery[3])
+    .addOption(recovery[4])
     .option("--json", "print the result as JSON on stdout");
   return runCommand(program, args, async (opts) => {
     checkDenoVersion();
@@ -97,7 +99,7 @@ export function run(args: string[]): Promise<number> {
     const { writeTrace, ...recover } = primaryRecovery(opts);
     // While a session is replaced, writes wait: let them wait for the whole reconnect window.
     using completions = opts.completions ? openCompletionLog(opts.completions) : undefined;
-    const reconnectWindowMs = opts.reconnect * (opts.reconnectDelayMs + 1000);
+    const reconnectWindow = reconnectWindowMs(recover.reconnect);
     // The replica's acks as the replication layer sees them: the workload's order check.
     const acks = new AckWitness();
     await using service = await HostCacheService.open({
@@ -120,7 +122,7 @@ export function run(args: string[]): Promise<number> {
       recover: opts.recover ?? false,
       onAcked: acks.acked,
       ...recover,
-      admissionTimeoutMs: 10_000 + reconnectWindowMs,
+      admissionTimeoutMs: 10_000 + reconnectWindow,
     });
     const controller = new NvmeController({
       backend: service,

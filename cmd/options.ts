@@ -99,7 +99,13 @@ export function primaryRecoveryOptions() {
       "--reconnect <n>",
       "replace a broken session up to N times, resending what was not acked (0: fail)",
     ).argParser(parseIntOption(0, 1000)).default(0),
-    new Option("--reconnect-delay-ms <ms>", "wait between reconnect attempts")
+    new Option(
+      "--reconnect-for <duration>",
+      "keep replacing a broken session for this long (e.g. 60s, 2m, 500ms), up to --reconnect\n" +
+        "attempts (1000 when --reconnect is not given); waits double from --reconnect-delay-ms\n" +
+        "up to 5 s, with jitter",
+    ).argParser(parseDuration),
+    new Option("--reconnect-delay-ms <ms>", "first wait before a reconnect attempt (then doubling)")
       .argParser(parseIntOption(0, 60_000)).default(500),
     new Option(
       "--fault-plan <json>",
@@ -112,14 +118,27 @@ export function primaryRecoveryOptions() {
   ] as const;
 }
 
+/** A duration: `500ms`, `60s`, `2m` (or a bare number of seconds), at most one hour. */
+export function parseDuration(text: string): number {
+  const match = /^(\d+(?:\.\d+)?)(ms|s|m)?$/.exec(text.trim());
+  const ms = match ? Number(match[1]) * { ms: 1, s: 1000, m: 60_000 }[match[2] ?? "s"]! : NaN;
+  if (!(ms >= 0 && ms <= 3_600_000)) {
+    throw new InvalidArgumentError(
+      `'${text}' is not a duration up to 1 hour (e.g. 500ms, 60s, 2m)`,
+    );
+  }
+  return Math.round(ms);
+}
+
 /** What those options give `Primary.connect`; enables the trace when asked for. */
 export function primaryRecovery(opts: {
   reconnect: number;
   reconnectDelayMs: number;
+  reconnectFor?: number;
   faultPlan?: string;
   trace?: string;
 }): {
-  reconnect: { attempts: number; delayMs: number };
+  reconnect: { attempts: number; delayMs: number; forMs?: number };
   faults: PrimaryFaults | undefined;
   beforeDeath: (() => void) | undefined;
   /** Writes the trace file (when `--trace` was given). */
@@ -128,7 +147,12 @@ export function primaryRecovery(opts: {
   const path = opts.trace;
   if (path) trace.enable();
   return {
-    reconnect: { attempts: opts.reconnect, delayMs: opts.reconnectDelayMs },
+    reconnect: {
+      // A window alone allows as many attempts as fit in it (each waits at least the delay).
+      attempts: opts.reconnectFor !== undefined && opts.reconnect === 0 ? 1000 : opts.reconnect,
+      delayMs: opts.reconnectDelayMs,
+      forMs: opts.reconnectFor,
+    },
     faults: opts.faultPlan ? parseFaultPlan(opts.faultPlan).primary : undefined,
     beforeDeath: path ? () => trace.writeJsonlSync(path) : undefined,
     writeTrace: async () => {

@@ -95,6 +95,7 @@ export function run(args: string[]): Promise<number> {
     .addOption(recovery[1])
     .addOption(recovery[2])
     .addOption(recovery[3])
+    .addOption(recovery[4])
     .option("--json", "print the result as JSON on stdout");
   return runCommand(program, args, async (opts) => {
     checkDenoVersion();

@@ -79,8 +79,12 @@ export interface PrimaryOptions extends SideOptions {
   onAcked?: (log: PlacedLog) => void;
   /** A log waiting this long for room (depth, credits, ring, reconnect) fails with BackpressureError (default 10000 ms). */
   admissionTimeoutMs?: number;
-  /** Replace a broken session: attempts (default 0: fail) and the delay between them (default 500 ms). */
-  reconnect?: { attempts: number; delayMs?: number };
+  /**
+   * Replace a broken session: at most `attempts` tries (default 0: fail), for at most
+   * `forMs` after the break when given; the first wait is `delayMs` (default 500), each
+   * later one doubles up to `maxDelayMs` (default 5000), with jitter (50-100% of it).
+   */
+  reconnect?: { attempts: number; delayMs?: number; forMs?: number; maxDelayMs?: number };
   /** Logs recovered from this side's write cache (a restart), in seq order, and its released position. */
   recover?: { releasedPos: number; logs: (PlacedLog & { skip: boolean })[] };
   /** Where log lines go (default stderr). */
@@ -115,6 +119,29 @@ export interface LogOptions {
 
 const depthMax = 1000;
 const reconnectAttemptsMax = 1000;
+/** Largest reconnect window or delay (1 hour). */
+const reconnectMsMax = 3_600_000;
+/** Default cap of the doubling reconnect delay. */
+const reconnectMaxDelayMsDefault = 5000;
+/** What one reconnect attempt may take besides its wait (bootstrap and QP set-up). */
+const attemptSlackMs = 1000;
+
+/**
+ * The longest a broken session may take to be replaced under `reconnect` (the waits, capped
+ * and doubling, plus each attempt's own time, or the `forMs` window): how long a write that
+ * waits for the new session should be allowed to wait.
+ */
+export function reconnectWindowMs(reconnect: PrimaryOptions["reconnect"]): number {
+  if (!reconnect || reconnect.attempts === 0) return 0;
+  const maxDelayMs = reconnect.maxDelayMs ?? reconnectMaxDelayMsDefault;
+  let delayMs = Math.min(reconnect.delayMs ?? 500, maxDelayMs);
+  let total = 0;
+  for (let i = 0; i < reconnect.attempts && total < reconnectMsMax; i++) {
+    total += delayMs + attemptSlackMs;
+    delayMs = Math.min(delayMs * 2, maxDelayMs);
+  }
+  return Math.min(total, (reconnect.forMs ?? Infinity) + attemptSlackMs);
+}
 
 /** A connected primary. */
 export class Primary implements AsyncDisposable {
@@ -198,6 +225,14 @@ export class Primary implements AsyncDisposable {
       throw new RangeError(
         `reconnect.attempts must be 0..${reconnectAttemptsMax}, got ${attempts}`,
       );
+    }
+    for (const key of ["delayMs", "forMs", "maxDelayMs"] as const) {
+      const value = options.reconnect?.[key];
+      if (
+        value !== undefined && (!Number.isInteger(value) || value < 0 || value > reconnectMsMax)
+      ) {
+        throw new RangeError(`reconnect.${key} must be 0..${reconnectMsMax} ms, got ${value}`);
+      }
     }
     const config: SessionConfig = {
       host: options.host,
@@ -367,15 +402,23 @@ export class Primary implements AsyncDisposable {
   }
 
   async #reconnect(cause: Error, attempts: number): Promise<void> {
-    const delayMs = this.#options.reconnect?.delayMs ?? 500;
+    const o = this.#options.reconnect;
+    const started = performance.now();
+    const deadline = started + (o?.forMs ?? Infinity);
+    const maxDelayMs = o?.maxDelayMs ?? reconnectMaxDelayMsDefault;
+    let delayMs = Math.min(o?.delayMs ?? 500, maxDelayMs);
     await this.#teardownSession();
     let last: unknown = cause;
-    for (
-      let attempt = 1;
-      attempt <= attempts && !this.#closing && !this.#engine.failure;
-      attempt++
+    let attempt = 0;
+    while (
+      attempt < attempts && performance.now() < deadline && !this.#closing &&
+      !this.#engine.failure
     ) {
-      await new Promise((r) => setTimeout(r, delayMs));
+      attempt++;
+      // Exponential backoff with jitter (50-100% of the delay), never past the deadline.
+      const wait = Math.min(delayMs * (0.5 + Math.random() / 2), deadline - performance.now());
+      await new Promise((r) => setTimeout(r, Math.max(0, wait)));
+      delayMs = Math.min(delayMs * 2, maxDelayMs);
       try {
         if (this.#deviceLost) this.#reopenDevice();
         const session = await openSession(this.#side, { ...this.#config, connectAttempts: 1 });
@@ -384,7 +427,9 @@ export class Primary implements AsyncDisposable {
         this.#log(
           failure
             ? `primary: the new session cannot continue: ${failure.message}`
-            : `primary: session resumed at seq ${session.welcome.nextSeq} (attempt ${attempt})`,
+            : `primary: session resumed at seq ${session.welcome.nextSeq} (attempt ${attempt}, ${
+              Math.round(performance.now() - started)
+            } ms after the break)`,
         );
         return;
       } catch (error) {
@@ -395,7 +440,11 @@ export class Primary implements AsyncDisposable {
     this.#engine.fail(
       new SessionError(
         "peer-closed",
-        `Could not reconnect after ${attempts} attempts: ${(last as Error).message}`,
+        `Could not reconnect after ${attempt} attempts in ${
+          Math.round(performance.now() - started)
+        } ms (the bound: ${attempts} attempts${
+          o?.forMs !== undefined ? ` or ${o.forMs} ms` : ""
+        }): ${(last as Error).message}`,
         last,
       ),
     );

@@ -43,7 +43,8 @@ const runTimeoutMs = 300_000;
 /** A started replica must be listening within this long. */
 const readyTimeoutMs = 60_000;
 const pollMs = 25;
-const reconnectAttempts = 120;
+/** The cache command keeps reconnecting this long (waits doubling from 250 ms up to 5 s). */
+const reconnectFor = "30s";
 const reconnectDelayMs = 250;
 
 /** What `summary.json` holds. */
@@ -547,8 +548,8 @@ class Run {
       String(firstOp),
       "--completions",
       `${this.runDir}/completions.log`,
-      "--reconnect",
-      String(reconnectAttempts),
+      "--reconnect-for",
+      reconnectFor,
       "--reconnect-delay-ms",
       String(reconnectDelayMs),
       "--fault-plan",

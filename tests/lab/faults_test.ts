@@ -184,6 +184,40 @@ Deno.test(
   },
 );
 
+Deno.test("a replica killed and restarted at once from its write cache: a primary reconnecting for 60 s (doubling waits, jitter) outlasts the restart and every log is replicated once", async () => {
+  const dir = await Deno.makeTempDir({ dir: "/dev/shm", prefix: "rrl-fault-test-" });
+  try {
+    const cacheArgs = ["--ring", "1m", "--cache", `${dir}/replica.cache`, "--json"];
+    const first = await startReplica(b, [
+      ...cacheArgs,
+      "--fault-plan",
+      JSON.stringify({ replica: { kill: { seq: 100, point: "after-persist" } } }),
+    ], env);
+    const port = first.port;
+    const run = primary(port, ["--count", "300", "--reconnect-for", "60s"]);
+    await first.result().catch(() => {});
+    // Restarted at once: its Deno start alone takes seconds in the lab VM.
+    const restarted = performance.now();
+    await using second = await startReplica(
+      b,
+      [...cacheArgs, "--port", String(port), "--once"],
+      env,
+    );
+    const restartMs = performance.now() - restarted;
+    const p = await run;
+    const r: Json = await second.result();
+    console.log(
+      `replica back after ${Math.round(restartMs)} ms; primary: ${p.json.result.failure ?? "ok"}`,
+    );
+    assert.equal(p.code, 0, `the primary failed: ${p.json.result.failure}`);
+    assert.equal(p.json.result.acked, 300);
+    assert.equal(r.nextSeq, 301, "the restarted replica holds every log");
+    assert.ok(r.accepted >= 200 && r.accepted <= 201, `it accepted the rest (${r.accepted})`);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
 Deno.test("host cache service: the replica is killed at log 100 and restarted from its write cache; the service reconnects, resends, and every write completes correctly", async () => {
   const dir = await Deno.makeTempDir({ dir: "/dev/shm", prefix: "rrl-fault-test-" });
   try {
@@ -219,8 +253,8 @@ Deno.test("host cache service: the replica is killed at log 100 and restarted fr
       "50",
       "--seed",
       "21",
-      "--reconnect",
-      "60",
+      "--reconnect-for",
+      "60s",
       "--reconnect-delay-ms",
       "250",
       "--json",

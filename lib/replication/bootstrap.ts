@@ -28,15 +28,18 @@ export {
 export {
   type AcceptContext,
   type AcceptDecision,
+  authTimeoutMsDefault,
   type BootstrapServer,
   type BootstrapSession,
   handshakesMaxDefault,
+  handshakesPerSourceMaxDefault,
   handshakeTimeoutMsDefault,
   serveBootstrap,
   type ServeBootstrapOptions,
 } from "./bootstrap_replica.ts";
 export {
   type BootstrapLink,
+  busyRetryMsDefault,
   connectAttemptsDefault,
   connectBootstrap,
   type ConnectBootstrapOptions,

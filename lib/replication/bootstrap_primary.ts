@@ -45,6 +45,17 @@ import {
 export const connectAttemptsDefault = 10;
 /** Default pause between two connection attempts. */
 export const connectRetryDelayMsDefault = 500;
+/**
+ * Default time during which a BUSY refusal is retried: five times the replica's default
+ * `authTimeoutMs` (2 s), so slots held by connections without the secret free up several
+ * times, and a replica ending its previous session has time to notice.
+ */
+export const busyRetryMsDefault = 10_000;
+
+// Pause before BUSY retry n: 50 ms doubling to 1 s, each 50-100 % of that (jitter, so
+// primaries refused together do not come back together).
+const busyBackoffMsFirst = 50;
+const busyBackoffMsMax = 1_000;
 
 // Numeric options: default, min, max; checked in this order.
 const bounds = {
@@ -52,6 +63,7 @@ const bounds = {
   controlTimeoutMs: controlTimeoutMsBounds,
   connectAttempts: [connectAttemptsDefault, 1, 1000],
   connectRetryDelayMs: [connectRetryDelayMsDefault, 0, 60_000],
+  busyRetryMs: [busyRetryMsDefault, 0, 600_000],
 } as const;
 
 /** Options of {@linkcode connectBootstrap}: the HELLO fields and where the replica is. */
@@ -68,6 +80,11 @@ export interface ConnectBootstrapOptions extends HelloFields {
   connectRetryDelayMs?: number;
   /** Time allowed to connect, or to read or write one frame; default 5000 ms. */
   controlTimeoutMs?: number;
+  /** Time during which a REFUSE BUSY is retried on a new connection, with backoff (50 ms
+   * doubling to 1 s); `0` fails at the first one; default 10000 ms. */
+  busyRetryMs?: number;
+  /** Where BUSY retries are reported, one line each; default: not reported. */
+  log?: (line: string) => void;
   /** Aborts connecting and the handshake (not the connection once returned). */
   signal?: AbortSignal;
 }
@@ -90,7 +107,7 @@ const refusalHints: Record<RefuseReason, string> = {
   BAD_AUTH: secretHint,
   BAD_VERSION: versionHint,
   BAD_MESSAGE: versionHint,
-  BUSY: "wait for the replica's current session to end, then retry",
+  BUSY: "it serves another primary, or too many connections are opening to it: retry later",
   MISMATCH: "use the replica's ring size and a depth within its metadata slots",
   REFUSED: "see the replica's log",
 };
@@ -158,7 +175,8 @@ async function connectWithRetry(settings: ConnectSettings): Promise<Deno.TcpConn
  * Connects to the replica (retrying while the connection is refused) and runs the
  * primary's side of the bootstrap: CHALLENGE, HELLO with its mac, WELCOME (mac checked:
  * a replica without the secret is refused) or REFUSE (thrown as a {@linkcode BootstrapError}
- * with the replica's reason). READY is the caller's, once its QP is in RTS.
+ * with the replica's reason; BUSY is first retried for `busyRetryMs`). READY is the
+ * caller's, once its QP is in RTS.
  */
 export async function connectBootstrap(options: ConnectBootstrapOptions): Promise<BootstrapLink> {
   const { endpoint, ringBytes, maxLogBytes, depth, signal } = options;
@@ -169,10 +187,48 @@ export async function connectBootstrap(options: ConnectBootstrapOptions): Promis
   }
   const limits = checkOptions(bounds, options);
   const key = await importSecret(options.secret);
-  const hostname = options.hostname ?? "127.0.0.1";
-  const conn = await connectWithRetry({ ...limits, hostname, signal });
+  const settings = { ...limits, hostname: options.hostname ?? "127.0.0.1", signal };
+  const started = performance.now();
+  for (let attempt = 1;; attempt++) {
+    try {
+      return await handshake(settings, key, fields);
+    } catch (error) {
+      const busy = error instanceof BootstrapError && error.reason === "BUSY" && error.fromPeer;
+      if (!busy || limits.busyRetryMs === 0) throw error;
+      const delayMs = busyBackoffMs(attempt);
+      const elapsedMs = Math.round(performance.now() - started);
+      if (elapsedMs + delayMs > limits.busyRetryMs) {
+        const message = `Still refused BUSY after ${attempt} attempts in ${elapsedMs} ms ` +
+          `(busyRetryMs ${limits.busyRetryMs}; raise it to wait longer): ${error.message}`;
+        throw new BootstrapError("BUSY", message, {
+          detail: error.detail,
+          fromPeer: true,
+          cause: error,
+        });
+      }
+      options.log?.(`bootstrap: ${error.message}; retry ${attempt} in ${delayMs} ms`);
+      if (!(await sleep(delayMs, signal))) {
+        throw new BootstrapError("ABORTED", "The bootstrap was aborted while the replica was busy");
+      }
+    }
+  }
+}
+
+function busyBackoffMs(attempt: number): number {
+  const ms = Math.min(busyBackoffMsMax, busyBackoffMsFirst * 2 ** (attempt - 1));
+  return Math.round(ms * (0.5 + Math.random() / 2));
+}
+
+// One connection and handshake up to WELCOME.
+async function handshake(
+  settings: ConnectSettings,
+  key: CryptoKey,
+  fields: HelloFields,
+): Promise<BootstrapLink> {
+  const { signal } = settings;
+  const conn = await connectWithRetry(settings);
   const peer = `replica ${formatAddr(conn.remoteAddr)}`;
-  const channel = new Channel(conn, peer, limits.controlTimeoutMs);
+  const channel = new Channel(conn, peer, settings.controlTimeoutMs);
   const onAbort = () => channel.fail(new BootstrapError("ABORTED", "The bootstrap was aborted"));
   signal?.addEventListener("abort", onAbort, { once: true });
   try {

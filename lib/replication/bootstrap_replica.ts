@@ -13,6 +13,7 @@
  * @module
  */
 
+import { assert } from "../assert.ts";
 import {
   type AcceptContext,
   type AcceptDecision,
@@ -41,6 +42,15 @@ export type { AcceptContext, AcceptDecision };
 export const handshakeTimeoutMsDefault = 15_000;
 /** Default bound on handshakes in progress at once; more connections are refused BUSY. */
 export const handshakesMaxDefault = 8;
+/**
+ * Default time from accepting a connection to a HELLO whose mac checks out. A primary sends
+ * its HELLO as soon as the CHALLENGE arrives (well under 100 ms on a host); 2 s leaves room
+ * for a slow lab VM (TCG) while a silent connection holds a slot 2 s, not 5 s or 15 s.
+ */
+export const authTimeoutMsDefault = 2_000;
+/** Default bound on handshakes in progress at once from one source address. A primary
+ * makes one at a time; 2 lets it start over while its last attempt is still timing out. */
+export const handshakesPerSourceMaxDefault = 2;
 
 const acceptRetryDelayMs = 100;
 // Numeric options: default, min, max; checked in this order.
@@ -48,6 +58,8 @@ const bounds = {
   controlTimeoutMs: controlTimeoutMsBounds,
   handshakeTimeoutMs: [handshakeTimeoutMsDefault, 1, 3_600_000],
   handshakesMax: [handshakesMaxDefault, 1, 1024],
+  authTimeoutMs: [authTimeoutMsDefault, 1, 600_000],
+  handshakesPerSourceMax: [handshakesPerSourceMaxDefault, 1, 1024],
   port: [bootstrapPortDefault, 0, 65_535],
 } as const;
 
@@ -89,6 +101,12 @@ export interface ServeBootstrapOptions {
   handshakeTimeoutMs?: number;
   /** Handshakes in progress at once; more connections are refused BUSY; default 8. */
   handshakesMax?: number;
+  /** Time from accepting a connection to a HELLO whose mac checks out; a connection
+   * without one by then is closed; default 2000 ms. */
+  authTimeoutMs?: number;
+  /** Handshakes in progress at once from one source IP address; more from it are refused
+   * BUSY; default 2. */
+  handshakesPerSourceMax?: number;
 }
 
 /** A running bootstrap listener. */
@@ -116,6 +134,7 @@ class Server implements BootstrapServer {
   #stops = new Set<(error: BootstrapError) => void>();
   #tasks = new Set<Promise<void>>();
   #handshakes = 0;
+  #handshakesBySource = new Map<string, number>();
   #closing = new AbortController();
   #loop: Promise<void>;
 
@@ -162,8 +181,8 @@ class Server implements BootstrapServer {
         continue;
       }
       if (this.#closing.signal.aborted) return conn.close();
-      const busy = this.#handshakes >= this.#settings.handshakesMax;
-      const task = (busy ? this.#refuseBusy(conn) : this.#serve(conn))
+      const busy = this.#busyText(conn.remoteAddr.hostname);
+      const task = (busy === null ? this.#serve(conn) : this.#refuseBusy(conn, busy))
         .catch((error) => this.#log(`bootstrap: bug: ${messageOf(error)}`));
       this.#tasks.add(task);
       task.finally(() => this.#tasks.delete(task));
@@ -175,11 +194,31 @@ class Server implements BootstrapServer {
     return new Channel(conn, peer, this.#settings.controlTimeoutMs);
   }
 
-  async #refuseBusy(conn: Deno.TcpConn): Promise<void> {
+  // Why a new connection from `source` must be refused BUSY, or null if it has a slot.
+  #busyText(source: string): string | null {
+    const { handshakesMax, handshakesPerSourceMax } = this.#settings;
+    if (this.#handshakes >= handshakesMax) {
+      return `${handshakesMax} handshakes already in progress`;
+    }
+    if ((this.#handshakesBySource.get(source) ?? 0) >= handshakesPerSourceMax) {
+      return `${handshakesPerSourceMax} handshakes already in progress from ${source}`;
+    }
+    return null;
+  }
+
+  // Counts a handshake in (+1) or out (-1), in all and for its source address.
+  #count(source: string, step: 1 | -1): void {
+    const bySource = (this.#handshakesBySource.get(source) ?? 0) + step;
+    assert(bySource >= 0 && this.#handshakes + step >= 0, "handshake counts went negative");
+    this.#handshakes += step;
+    if (bySource === 0) this.#handshakesBySource.delete(source);
+    else this.#handshakesBySource.set(source, bySource);
+  }
+
+  async #refuseBusy(conn: Deno.TcpConn, text: string): Promise<void> {
     const channel = this.#channel(conn);
     const stop = (error: BootstrapError) => channel.fail(error);
     this.#stops.add(stop);
-    const text = `${this.#settings.handshakesMax} handshakes already in progress`;
     this.#log(`bootstrap: BUSY: refused the ${channel.peer}: ${text}`);
     await tryRefuse(channel, "BUSY", text);
     channel.close();
@@ -187,7 +226,9 @@ class Server implements BootstrapServer {
   }
 
   async #serve(conn: Deno.TcpConn): Promise<void> {
-    const { handshakeTimeoutMs } = this.#settings;
+    const { handshakeTimeoutMs, authTimeoutMs } = this.#settings;
+    const source = conn.remoteAddr.hostname;
+    this.#count(source, 1);
     const channel = this.#channel(conn);
     const controller = new AbortController();
     const stop = (error: BootstrapError) => {
@@ -198,13 +239,20 @@ class Server implements BootstrapServer {
       const message = `Handshake with the ${channel.peer} took more than ${handshakeTimeoutMs} ms`;
       stop(new BootstrapError("TIMEOUT", message));
     }, handshakeTimeoutMs);
-    this.#handshakes++;
+    // Tighter than the whole handshake: without the secret, a slot is held this long at most.
+    const authDeadline = setTimeout(() => {
+      const message = `The ${channel.peer} sent no HELLO with a valid mac within ` +
+        `${authTimeoutMs} ms (a primary sends it at once; raise authTimeoutMs for a slow link)`;
+      stop(new BootstrapError("TIMEOUT", message));
+    }, authTimeoutMs);
     this.#stops.add(stop);
     let welcomed = false; // once WELCOME is sent, no REFUSE may follow
     try {
       const { key, accept } = this.#settings;
       const { signal } = controller;
-      const { hello, welcome } = await welcomePrimary(channel, { key, accept, signal });
+      const authenticated = () => clearTimeout(authDeadline);
+      const options = { key, accept, signal, authenticated };
+      const { hello, welcome } = await welcomePrimary(channel, options);
       welcomed = true;
       expectType(await channel.read("READY"), "READY", channel.peer);
       clearTimeout(deadline);
@@ -221,7 +269,8 @@ class Server implements BootstrapServer {
       await this.#reject(channel, error, welcomed);
     } finally {
       clearTimeout(deadline);
-      this.#handshakes--;
+      clearTimeout(authDeadline);
+      this.#count(source, -1);
       this.#stops.delete(stop);
     }
   }
@@ -250,7 +299,8 @@ class Server implements BootstrapServer {
 /**
  * Listens for primaries on TCP and runs the replica's side of the bootstrap for each:
  * CHALLENGE, HELLO (mac checked), `accept()`, WELCOME or REFUSE, READY, then `onSession`.
- * A misbehaving client costs one handshake slot until its deadline, never the server.
+ * A client without the secret holds a handshake slot for `authTimeoutMs` at most, and one
+ * source address holds at most `handshakesPerSourceMax` slots; none can stop the server.
  */
 export async function serveBootstrap(options: ServeBootstrapOptions): Promise<BootstrapServer> {
   for (const name of ["accept", "onSession"] as const) {

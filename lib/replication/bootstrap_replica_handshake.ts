@@ -55,6 +55,8 @@ export interface WelcomeOptions {
   accept(hello: Hello, context: AcceptContext): Promise<AcceptDecision>;
   /** Aborts the handshake; passed on to `accept()`. */
   signal: AbortSignal;
+  /** Called once the HELLO's mac checked out, before `accept()`. */
+  authenticated(): void;
 }
 
 /** Settles like `promise`, or rejects with `signal.reason` as soon as `signal` aborts. */
@@ -86,6 +88,7 @@ export async function welcomePrimary(
       `The ${channel.peer} sent a HELLO with a wrong mac: wrong secret (${secretHint})`;
     throw new BootstrapError("BAD_AUTH", message, { detail: "wrong secret" });
   }
+  options.authenticated();
   const decision = await abortable(options.accept(hello, { remoteAddr, signal }), signal);
   if (!decision.ok) {
     const message = `Refused the ${channel.peer}: ${decision.reason}: ${decision.text}`;

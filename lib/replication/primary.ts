@@ -82,9 +82,12 @@ export interface PrimaryOptions extends SideOptions {
   /**
    * Replace a broken session: at most `attempts` tries (default 0: fail), for at most
    * `forMs` after the break when given; the first wait is `delayMs` (default 500), each
-   * later one doubles up to `maxDelayMs` (default 5000), with jitter (50-100% of it).
+   * later one doubles up to `maxDelayMs` (default 5000), with jitter (50-100% of it). A
+   * BUSY refusal is one failed attempt.
    */
   reconnect?: { attempts: number; delayMs?: number; forMs?: number; maxDelayMs?: number };
+  /** At start, how long a replica's BUSY refusal is retried with backoff (0..600000, default 10000 ms; 0: fail at once). */
+  busyRetryMs?: number;
   /** Logs recovered from this side's write cache (a restart), in seq order, and its released position. */
   recover?: { releasedPos: number; logs: (PlacedLog & { skip: boolean })[] };
   /** Where log lines go (default stderr). */
@@ -256,7 +259,12 @@ export class Primary implements AsyncDisposable {
       const acks = new ArrayBuffer((depth + 2) * ackBytes);
       const acksMr = side.pd.register(acks, A.IBV_ACCESS_LOCAL_WRITE);
       cleanup.unshift(() => acksMr.close());
-      const session = await openSession(side, { ...config, connectAttempts: 10 });
+      const session = await openSession(side, {
+        ...config,
+        connectAttempts: 10,
+        busyRetryMs: options.busyRetryMs,
+        log: options.log ?? ((line: string) => console.error(line)),
+      });
       cleanup.unshift(() => session.close());
       const recover = options.recover;
       const startPos = recover ? recover.releasedPos : session.welcome.released;
@@ -421,7 +429,12 @@ export class Primary implements AsyncDisposable {
       delayMs = Math.min(delayMs * 2, maxDelayMs);
       try {
         if (this.#deviceLost) this.#reopenDevice();
-        const session = await openSession(this.#side, { ...this.#config, connectAttempts: 1 });
+        // BUSY fails this attempt at once: the attempts above are the retries.
+        const session = await openSession(this.#side, {
+          ...this.#config,
+          connectAttempts: 1,
+          busyRetryMs: 0,
+        });
         this.#start(session);
         const failure = this.#engine.failure as Error | undefined; // attach() may have failed it
         this.#log(

@@ -22,6 +22,10 @@ export interface SessionConfig {
   /** Bootstrap connection attempts (the replica may be restarting). */
   connectAttempts?: number;
   connectRetryDelayMs?: number;
+  /** How long a BUSY refusal is retried (see `connectBootstrap`). */
+  busyRetryMs?: number;
+  /** Where BUSY retries are reported. */
+  log?: (line: string) => void;
 }
 
 /** An open session: its link and control connection, and what the replica granted. */
@@ -63,6 +67,8 @@ export async function openSession(side: Side, config: SessionConfig): Promise<Se
       depth: config.depth + 2,
       connectAttempts: config.connectAttempts,
       connectRetryDelayMs: config.connectRetryDelayMs,
+      busyRetryMs: config.busyRetryMs,
+      log: config.log,
     });
     link.connect(control.welcome.endpoint, 0);
   } catch (error) {

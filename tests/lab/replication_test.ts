@@ -4,7 +4,9 @@
  * veth (or both on one device in loopback mode).
  */
 import assert from "node:assert/strict";
-import { randomSecret, runTool, startReplica } from "../../lib/lab/processes.ts";
+import { denoArgv, randomSecret, runTool, startReplica } from "../../lib/lab/processes.ts";
+import { labDir } from "../../lib/lab/paths.ts";
+import { inNamespace } from "../../lib/lab/topology.ts";
 import { labTopology } from "./support/verbs_pair.ts";
 import { longOnly } from "./support/long.ts";
 
@@ -197,6 +199,98 @@ Deno.test("bootstrap refusals (wrong secret, wrong version, junk, oversized fram
   // deno-lint-ignore no-explicit-any
   const r = (await replica.result()) as any;
   assert.equal(r.accepted, 5);
+  assert.equal(r.sessions, 1);
+});
+
+/** Runs `argv` to its end; `onStderr` gets its stderr so far as each part arrives. */
+async function runWatched(argv: string[], onStderr: (text: string) => void) {
+  const child = new Deno.Command(argv[0], {
+    args: argv.slice(1),
+    env,
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+    signal: AbortSignal.timeout(timeoutMs),
+  }).spawn();
+  const stdout = new Response(child.stdout).text();
+  let stderr = "";
+  for await (const part of child.stderr.pipeThrough(new TextDecoderStream())) {
+    stderr += part;
+    onStderr(stderr);
+  }
+  return { code: (await child.status).code, stdout: await stdout, stderr };
+}
+
+Deno.test("silent connections held from the primary's namespace do not keep a real primary out", async () => {
+  // Not --once: the replica must outlive the primary until the holder has stopped.
+  await using replica = await startReplica(b, ["--ring", "1m", "--json"], env);
+  await Deno.mkdir(labDir, { recursive: true });
+  const dir = await Deno.makeTempDir({ dir: labDir, prefix: "hold-slots-" });
+  const [startedFile, relentFile, stopFile] = ["started", "relent", "stop"].map((f) =>
+    `${dir}/${f}`
+  );
+  // Until the primary reports a BUSY retry, the holder re-takes each slot the replica frees;
+  // then it re-opens 10 silent sockets every 3.5 s. Before the fix they took all 8 slots for
+  // 5 s (the control timeout), leaving no gap, and the primary gave up at its first BUSY.
+  const holder = runTool(a, "tests/lab/tools/hold_slots.ts", [
+    ...["--host", b.address, "--port", String(replica.port), "--sockets", "10"],
+    ...["--every-ms", "3500", "--started-file", startedFile, "--relent-file", relentFile],
+    ...["--stop-file", stopFile],
+  ], { env, timeoutMs });
+  let primary: { code: number; stdout: string; stderr: string };
+  try {
+    for (const t0 = performance.now(); !(await Deno.stat(startedFile).catch(() => null));) {
+      assert.ok(performance.now() - t0 < 60_000, "the slot holder did not start within 60 s");
+      await Promise.race([holder, new Promise((r) => setTimeout(r, 100))]);
+    }
+    const argv = inNamespace(
+      a,
+      denoArgv("cmd/primary.ts", [
+        ...["--device", a.device, "--host", b.address, "--port", String(replica.port)],
+        ...["--ring", "1m", "--size", "4k", "--depth", "8", "--count", "200", "--json"],
+      ]),
+    );
+    let relented = false;
+    primary = await runWatched(argv, (stderr) => {
+      if (relented || !/; retry \d+ in \d+ ms/.test(stderr)) return;
+      relented = true;
+      Deno.writeTextFileSync(relentFile, "");
+    });
+  } finally {
+    await Deno.writeTextFile(stopFile, "");
+  }
+  type Tally = { challenges: number; busy: number; other: string[] };
+  const h = (await holder).json as {
+    continuous: Tally;
+    rounds: Tally[];
+    challengeMs: number[];
+    heldMs: number[];
+  };
+  await Deno.remove(dir, { recursive: true });
+  const retries = primary.stderr.match(/; retry \d+ in \d+ ms/g)?.length ?? 0;
+  const range = (ms: number[]) => `${Math.min(...ms)}..${Math.max(...ms)} ms`;
+  console.log(
+    `hold-slots: held continuously ${JSON.stringify(h.continuous)}, then ${h.rounds.length} ` +
+      `rounds ${JSON.stringify(h.rounds)}; CHALLENGE after ${range(h.challengeMs)}; slots ` +
+      `held ${range(h.heldMs)}; the primary retried BUSY ${retries} times`,
+  );
+  assert.equal(primary.code, 0, `the primary failed:\n${primary.stderr.slice(-2000)}`);
+  // deno-lint-ignore no-explicit-any
+  const p = JSON.parse(primary.stdout.trim().split("\n").at(-1)!) as any;
+  assert.equal(p.result.acked, 200);
+  for (const tally of [h.continuous, ...h.rounds]) {
+    assert.deepEqual(tally.other, [], "every connection got a CHALLENGE or a REFUSE BUSY");
+  }
+  for (const round of h.rounds) {
+    assert.ok(round.challenges <= 2, `one address holds at most 2 slots: ${JSON.stringify(round)}`);
+  }
+  for (const ms of h.heldMs) {
+    assert.ok(ms >= 1800 && ms < 4500, `a silent socket held its slot ${ms} ms, not about 2 s`);
+  }
+  replica.stop();
+  // deno-lint-ignore no-explicit-any
+  const r = (await replica.result()) as any;
+  assert.equal(r.accepted, 200);
   assert.equal(r.sessions, 1);
 });
 

@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import net from "node:net";
 import {
   type AcceptContext,
   BootstrapError,
@@ -303,7 +304,7 @@ Deno.test("replica refuses BUSY beyond handshakesMax, then serves again", async 
   const replica = await startReplica({ handshakesMax: 1 });
   const silent = await rawConnect(replica.port);
   assert.equal((await readFrame(silent)).type, "CHALLENGE");
-  const error = await rejects(connect(replica.port), "BUSY", true);
+  const error = await rejects(connect(replica.port, { busyRetryMs: 0 }), "BUSY", true);
   assert.match(error.message, /1 handshakes already in progress/);
   await readFrames(silent);
   silent.close();
@@ -311,12 +312,155 @@ Deno.test("replica refuses BUSY beyond handshakesMax, then serves again", async 
   await replica.close();
 });
 
+/** A client bound to `localAddress` (Deno.connect cannot bind one) that never sends. */
+function silentFrom(localAddress: string, port: number) {
+  const socket = net.connect({ host: "127.0.0.1", port, localAddress });
+  const first = Promise.withResolvers<ControlMessage | null>();
+  let bytes = new Uint8Array(0);
+  socket.on("error", () => {}); // a reset ends it like a close
+  socket.on("close", () => first.resolve(null));
+  socket.on("data", (chunk: Uint8Array) => {
+    bytes = Uint8Array.from([...bytes, ...chunk]);
+    const end = bytes.length < 4 ? Infinity : 4 + new DataView(bytes.buffer).getUint32(0, true);
+    if (bytes.length < end) return;
+    const decoded = decodeMessage(bytes.subarray(0, end));
+    first.resolve(decoded.ok ? decoded.value : null);
+  });
+  return { first: first.promise, close: () => socket.destroy() };
+}
+
+const sleepMs = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+Deno.test("a connection without a valid HELLO loses its slot after authTimeoutMs", async (t) => {
+  const slow = { controlTimeoutMs: 5000, handshakeTimeoutMs: 10_000 };
+  const replica = await startReplica({ ...slow, authTimeoutMs: 200, handshakesMax: 1 });
+  await t.step("a silent connection is closed after 200 ms, not 5 s", async () => {
+    const silent = await rawConnect(replica.port);
+    const started = performance.now();
+    assert.deepEqual((await readFrames(silent)).map((m) => m.type), ["CHALLENGE"]);
+    const heldMs = performance.now() - started;
+    assert.ok(heldMs >= 150 && heldMs < 1000, `held the slot ${heldMs.toFixed(0)} ms`);
+    silent.close();
+  });
+  await t.step("a HELLO sent a byte every 20 ms is cut at the same bound", async () => {
+    const slowloris = await rawConnect(replica.port);
+    assert.equal((await readFrame(slowloris)).type, "CHALLENGE");
+    const started = performance.now();
+    let closed = false;
+    const frames = readFrames(slowloris).finally(() => (closed = true));
+    const hello = fakeHello();
+    for (let at = 0; at < hello.length - 1 && !closed; at++) {
+      await slowloris.write(hello.subarray(at, at + 1)).catch(() => {});
+      await sleepMs(20);
+    }
+    assert.deepEqual(await frames, []);
+    const heldMs = performance.now() - started;
+    assert.ok(closed && heldMs < 1000, `held the slot ${heldMs.toFixed(0)} ms`);
+    slowloris.close();
+  });
+  await t.step("the freed slot serves a primary at once", () => handshakeOk(replica));
+  await replica.close();
+  assert.match(replica.logs.join("\n"), /TIMEOUT: .* sent no HELLO with a valid mac within 200 ms/);
+  await t.step("the bound ends at authentication: a slow accept() is not cut", async () => {
+    const accept = async () => {
+      await sleepMs(400);
+      return { ok: true, welcome: welcomeFields } as const;
+    };
+    const patient = await startReplica({ ...slow, authTimeoutMs: 200, accept });
+    await handshakeOk(patient);
+    await patient.close();
+    assert.deepEqual(patient.logs, []);
+  });
+});
+
+Deno.test("one address holds at most handshakesPerSourceMax slots; others still get in", async (t) => {
+  const replica = await startReplica({
+    controlTimeoutMs: 5000,
+    handshakeTimeoutMs: 10_000,
+    authTimeoutMs: 5000,
+    handshakesMax: 4,
+    handshakesPerSourceMax: 2,
+  });
+  const held: ReturnType<typeof silentFrom>[] = [];
+  const open = async (from: string) => {
+    const client = silentFrom(from, replica.port);
+    held.push(client);
+    return await client.first;
+  };
+  await t.step("a third connection from 127.0.0.2 is refused BUSY", async () => {
+    assert.equal((await open("127.0.0.2"))?.type, "CHALLENGE");
+    assert.equal((await open("127.0.0.2"))?.type, "CHALLENGE");
+    assert.deepEqual(await open("127.0.0.2"), {
+      type: "REFUSE",
+      reason: "BUSY",
+      text: "2 handshakes already in progress from 127.0.0.2",
+    });
+  });
+  await t.step("127.0.0.3 still gets a CHALLENGE", async () => {
+    assert.equal((await open("127.0.0.3"))?.type, "CHALLENGE");
+  });
+  await t.step("a primary from 127.0.0.1 still gets in", () => handshakeOk(replica));
+  await t.step("handshakesMax still bounds them all", async () => {
+    assert.equal((await open("127.0.0.4"))?.type, "CHALLENGE");
+    const refuse = await open("127.0.0.5");
+    assert.ok(refuse?.type === "REFUSE" && refuse.reason === "BUSY", JSON.stringify(refuse));
+    assert.equal(refuse.text, "4 handshakes already in progress");
+  });
+  for (const client of held) client.close();
+  await replica.close();
+});
+
+Deno.test("at start a BUSY refusal is retried with backoff, with a clear error at the bound", async (t) => {
+  await t.step("succeeds once a silent connection's slot frees", async () => {
+    const replica = await startReplica({
+      controlTimeoutMs: 5000,
+      authTimeoutMs: 400,
+      handshakesMax: 1,
+    });
+    const silent = await rawConnect(replica.port);
+    assert.equal((await readFrame(silent)).type, "CHALLENGE");
+    const started = performance.now();
+    const lines: string[] = [];
+    const link = await connect(replica.port, { busyRetryMs: 5000, log: (l) => lines.push(l) });
+    const waitedMs = performance.now() - started;
+    assert.ok(waitedMs >= 300 && waitedMs < 2500, `got in after ${waitedMs.toFixed(0)} ms`);
+    assert.ok(lines.length >= 2, lines.join("\n"));
+    assert.match(lines[0], /1 handshakes already in progress.*; retry 1 in \d+ ms$/);
+    await link.sendReady();
+    const session = await replica.nextSession();
+    link.close();
+    await session.waitClosed();
+    session.close();
+    silent.close();
+    await replica.close();
+  });
+  await t.step("gives up after busyRetryMs with BUSY, the attempts and what to do", async () => {
+    let asked = 0;
+    const accept = () => {
+      asked++;
+      return Promise.resolve({ ok: false, reason: "BUSY", text: "already replicating" } as const);
+    };
+    const replica = await startReplica({ accept });
+    const started = performance.now();
+    const error = await rejects(connect(replica.port, { busyRetryMs: 400 }), "BUSY", true);
+    const waitedMs = performance.now() - started;
+    assert.match(
+      error.message,
+      /^Still refused BUSY after \d+ attempts in \d+ ms \(busyRetryMs 400; raise it to wait longer\): .*already replicating/,
+    );
+    assert.equal(error.detail, "already replicating");
+    assert.ok(asked >= 3, `asked ${asked} times`);
+    assert.ok(waitedMs < 1000, `gave up after ${waitedMs.toFixed(0)} ms`);
+    await replica.close();
+  });
+});
+
 Deno.test("accept() decides: refusals reach the primary with reason and text", async (t) => {
   await t.step("BUSY", async () => {
     const replica = await startReplica({
       accept: () => Promise.resolve({ ok: false, reason: "BUSY", text: "already replicating" }),
     });
-    const error = await rejects(connect(replica.port), "BUSY", true);
+    const error = await rejects(connect(replica.port, { busyRetryMs: 0 }), "BUSY", true);
     assert.equal(error.detail, "already replicating");
     await replica.close();
   });

@@ -183,9 +183,15 @@ async function sweep(replica: SideProcess, primary: SideProcess) {
         : [r.listen.error ?? "", ...(r.close?.sessionFailures ?? [])].join("\n");
       const calls = side === "primary" ? r.run!.calls : (r.close ?? r.listen).calls;
       const verb = plan.includes("@") ? plan.split("@")[0] : "control";
-      assert.ok(calls[verb] >= Number(/(\d+):/.exec(plan)![1]), `${side} ${plan} was reached`);
+      const n = Number(/(\d+):/.exec(plan)![1]);
       let outcome: string;
-      if (side === "primary" ? r.run!.ok : r.listen.ok && r.run!.ok) {
+      if (calls[verb] < n) {
+        // Control-path calls are the same every run; hot-path counts move with timing
+        // (how many polls, arms and events a run needs), so a late N may not come.
+        assert.notEqual(verb, "control", `${side} ${plan} was reached`);
+        assert.ok(r.run?.ok, `${side} ${plan}: nothing failed, so the run must succeed`);
+        outcome = `not reached (this run made ${calls[verb]} calls)`;
+      } else if (side === "primary" ? r.run!.ok : r.listen.ok && r.run!.ok) {
         outcome = "recovered: every log acked";
         if (side === "replica") {
           assert.ok(named(own), `${side} ${plan}: the replica logged the failed verb:\n${own}`);
@@ -217,6 +223,13 @@ async function sweep(replica: SideProcess, primary: SideProcess) {
     assert.ok(rows.some((r) => r.outcome.includes(verb)), `${verb} was among the failed calls`);
   }
   for (const verb of hotVerbs) {
-    assert.ok(rows.some((r) => r.call.startsWith(verb)), `${verb} failed at least once`);
+    for (const side of ["primary", "replica"]) {
+      assert.ok(
+        rows.some((r) =>
+          r.side === side && r.call.startsWith(verb) && !r.outcome.startsWith("not reached")
+        ),
+        `${side}: ${verb} failed at least once`,
+      );
+    }
   }
 }

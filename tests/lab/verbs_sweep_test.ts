@@ -11,18 +11,14 @@
 import assert from "node:assert/strict";
 import { denoArgv, randomSecret } from "../../lib/lab/processes.ts";
 import { type Endpoint, inNamespace } from "../../lib/lab/topology.ts";
+import { countedVerbs } from "../../lib/verbs/inject.ts";
 import { labTopology } from "./support/verbs_pair.ts";
 
 const { a, b } = labTopology();
 const env = { RRL_SECRET: randomSecret() };
 const logs = 16;
-const hotVerbs = [
-  "ibv_post_send",
-  "ibv_post_recv",
-  "ibv_poll_cq",
-  "ibv_req_notify_cq",
-  "ibv_get_cq_event",
-] as const;
+/** The hot-path verbs the injection counts apart (every counted kind but the control path). */
+const hotVerbs = countedVerbs.filter((v) => v !== "control");
 /** How long a side may take to exit once its stdin closed. */
 const exitWaitMs = 15_000;
 /** The sweep's bound on control-path calls per side (a run makes ~20). */

@@ -16,7 +16,7 @@
  *
  * @module
  */
-import { denoArgv, randomSecret, runTool, startReplica } from "../lab/processes.ts";
+import { denoArgv, hotPathV8Flags, randomSecret, runTool, startReplica } from "../lab/processes.ts";
 import type { Topology } from "../lab/topology.ts";
 import type { WaitMode } from "./reference.ts";
 import { BenchToolError, spawnBounded } from "./perftest.ts";
@@ -36,6 +36,8 @@ export interface OurCommands {
   wait: boolean;
   /** `--breakdown FILE` on both commands. */
   breakdown: boolean;
+  /** The V8 flags both commands ran with ({@linkcode hotPathV8Flags}). */
+  v8_flags: readonly string[];
 }
 
 /** Options of {@linkcode runOurs}. */
@@ -83,7 +85,11 @@ export async function probeOurCommands(): Promise<OurCommands> {
     return out.stdout;
   }));
   const both = (option: RegExp) => helps.every((help) => option.test(help));
-  return { wait: both(/--wait <mode>/), breakdown: both(/--breakdown <file>/) };
+  return {
+    wait: both(/--wait <mode>/),
+    breakdown: both(/--breakdown <file>/),
+    v8_flags: hotPathV8Flags,
+  };
 }
 
 /**

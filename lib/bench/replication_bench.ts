@@ -147,7 +147,7 @@ export async function runBench(topology: Topology, o: BenchOptions): Promise<Ben
       waits: o.waits,
       skipped: o.skip,
     },
-    ours_commands: { wait: false, breakdown: false },
+    ours_commands: { wait: false, breakdown: false, v8_flags: [] },
     perftest: [],
     replication: [],
     floors: [],

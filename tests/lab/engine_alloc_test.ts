@@ -14,7 +14,7 @@
  */
 import assert from "node:assert/strict";
 import { labDir } from "../../lib/lab/paths.ts";
-import { randomSecret } from "../../lib/lab/processes.ts";
+import { hotPathV8Flags, randomSecret } from "../../lib/lab/processes.ts";
 import { type Endpoint, inNamespace } from "../../lib/lab/topology.ts";
 import { labTopology } from "./support/verbs_pair.ts";
 
@@ -54,9 +54,10 @@ const readyWaitMs = 60_000;
 // A young generation larger than everything the window could allocate: no collection
 // runs, so the growth of the used heap over the window is exactly what it allocated. The
 // memory reducer is off: on a slow machine it started full "(reduce)" collections on a
-// timer inside the window (seen in CI), which no allocation had asked for.
+// timer inside the window (seen in CI), which no allocation had asked for. The tier-up
+// flags are the ones our commands run with.
 const v8Flags = "--v8-flags=--trace-gc,--expose-gc,--min-semi-space-size=64," +
-  "--max-semi-space-size=64,--no-memory-reducer";
+  `--max-semi-space-size=64,--no-memory-reducer,${hotPathV8Flags.join(",")}`;
 const gcLine = /Scavenge|Mark-Compact|Mark-sweep|Minor/;
 
 interface SideReport {

@@ -14,15 +14,7 @@ import {
   IBV_WC_STATUS,
   IBV_WR_OPCODE as O,
 } from "../../ffi/verbs_constants.ts";
-import {
-  ackBytes,
-  AckReason,
-  ackReasonName,
-  AckStatus,
-  ackStatusName,
-  decodeAck,
-  emptyAck,
-} from "../log/ack.ts";
+import { ackBytes, AckReason, ackReasonName, decodeAck, emptyAck } from "../log/ack.ts";
 import type { LatencyRecorder } from "../bench/summary.ts";
 import { RegionCrc } from "../log/crc32c.ts";
 import { emptyRecord, encodeRecord, recordBytes, RecordFlags } from "../log/record.ts";
@@ -37,6 +29,7 @@ import type { LogDigest } from "./digest.ts";
 import { ProtocolError, ReplicationError, SessionError } from "./errors.ts";
 import { type Entry, type Flight, Kind, type ReplicatedLog } from "./flight.ts";
 import type { LogSource } from "./primary.ts";
+import { AckOutcome, PrimaryState } from "./primary_state.ts";
 import type { PrimaryStats } from "./primary_stats.ts";
 import type { RingMemory } from "./ring_memory.ts";
 import type { Link } from "./side.ts";
@@ -44,9 +37,6 @@ import { chainOpcode, Side as TraceSide, trace } from "../trace/trace.ts";
 import { FaultCode, RecoveryStep } from "../trace/codes.ts";
 import { type PrimaryFaults, selfKill } from "./faults.ts";
 import { breakdown, Stamp } from "../trace/breakdown.ts";
-
-/** A log is posted again at most this often after earlier refusals. */
-const resendsMax = 8;
 
 /** A placed log as the hooks see it. */
 export interface PlacedLog {
@@ -134,15 +124,9 @@ export class PrimaryEngine {
   #unstamped = 0;
   #link: Link | undefined;
   #remote = { address: 0, rkey: 0 };
-  #nextSeq: number;
-  #released = 0;
-  #lastNextSeq = 0;
-  #skipsPending = 0;
+  /** Seqs, window, credits, ack matching, SKIPs and resends (no verbs, no callers). */
+  readonly #state: PrimaryState;
   #sendsSinceSignal = 0;
-  #answeredSeq: number;
-  #releasedSeq: number;
-  #releaseWanted = 0;
-  #releaseSent = 0;
   /** Logs recovered from a write cache, waiting for the first session. */
   #recovered: Entry[] = [];
   #suspendedAt = 0;
@@ -165,9 +149,13 @@ export class PrimaryEngine {
   constructor(parts: EngineParts, nextSeq: number) {
     this.#p = parts;
     this.#acksView = new DataView(parts.acks);
-    this.#nextSeq = nextSeq;
-    this.#answeredSeq = nextSeq - 1;
-    this.#releasedSeq = nextSeq - 1;
+    this.#state = new PrimaryState({
+      ring: parts.ring,
+      flight: parts.flight,
+      depth: parts.depth,
+      retain: parts.retain,
+      nextSeq,
+    });
     this.#recv.lkey = parts.acksMr.lkey;
     this.#recv.length = ackBytes;
     this.#crc = new RegionCrc(parts.memory.address, parts.memory.length);
@@ -209,11 +197,11 @@ export class PrimaryEngine {
   }
   /** The replica's released position (credits). */
   get released(): number {
-    return this.#released;
+    return this.#state.released;
   }
   /** The next sequence number to assign. */
   get nextSeq(): number {
-    return this.#nextSeq;
+    return this.#state.nextSeq;
   }
   /** This side's ring. */
   get ring(): RingCursor {
@@ -221,7 +209,7 @@ export class PrimaryEngine {
   }
   /** Every log up to this seq has been answered (acked, or refused and skipped). */
   get answeredSeq(): number {
-    return this.#answeredSeq;
+    return this.#state.answeredSeq;
   }
 
   /**
@@ -229,29 +217,13 @@ export class PrimaryEngine {
    * the first session: it is placed again, and replicated again unless the replica has it.
    */
   seedRecovered(log: PlacedLog & { skip: boolean }): Entry {
-    const p = this.#p;
-    if (log.seq !== this.#nextSeq) {
-      throw new InvariantError(`recovered seq ${log.seq}, expected ${this.#nextSeq}`);
-    }
-    const offset = p.ring.place(log.length);
-    if (offset !== log.offset) {
-      throw new InvariantError(
-        `recovered log ${log.seq} sits at ${log.offset}, the ring rule puts it at ${offset}`,
-      );
-    }
-    const e = p.flight.detached(log.skip ? Kind.SKIP : Kind.LOG);
-    Object.assign(e, {
-      seq: log.seq,
-      offset,
-      length: log.length,
-      end: p.ring.writePos,
-      lba: log.lba,
-      lbaFlags: log.lbaFlags,
-      crc: log.crc,
-    });
+    const e = this.#p.flight.detached(log.skip ? Kind.SKIP : Kind.LOG);
+    this.#state.placeRecovered(e, log.seq, log.offset, log.length);
+    e.lba = log.lba;
+    e.lbaFlags = log.lbaFlags;
+    e.crc = log.crc;
     e.submitted = performance.now();
     this.#recovered.push(e);
-    this.#nextSeq++;
     return e;
   }
 
@@ -261,13 +233,9 @@ export class PrimaryEngine {
    */
   attach(link: Link, welcome: WelcomeFields): void {
     const n = welcome.nextSeq;
-    if (n <= this.#answeredSeq || n > this.#nextSeq) {
-      const error = new ProtocolError(
-        `a WELCOME with next seq ${n}`,
-        `${
-          this.#answeredSeq + 1
-        }..${this.#nextSeq} (logs through ${this.#answeredSeq} were acked: the replica lost them?)`,
-      );
+    const state = this.#state;
+    if (!state.attach(n, welcome.released)) {
+      const error = new ProtocolError(state.problem.received, state.problem.expected);
       this.fail(
         new SessionError("protocol", `The replica's state is impossible: ${error.message}`, error),
       );
@@ -275,12 +243,8 @@ export class PrimaryEngine {
     }
     this.#link = link;
     this.#remote = { address: welcome.ringAddr, rkey: welcome.rkey };
-    this.#released = Math.min(welcome.released, this.#p.ring.writePos);
-    this.#lastNextSeq = n;
     this.#sendsSinceSignal = 0;
-    this.#skipsPending = 0;
-    this.#releaseSent = 0; // the replica may have lost a RELEASE: send the latest again
-    const pending = [...this.#recovered, ...this.#drainFlight()];
+    const pending = state.drainForResume(this.#recovered);
     if (trace.on) trace.recovery(RecoveryStep.RESUMED, n, pending.length);
     this.#recovered = [];
     this.suspended = undefined;
@@ -294,6 +258,7 @@ export class PrimaryEngine {
         this.#p.flight.give(e);
       } else if (e.seq < n) {
         if (trace.on) trace.recovery(RecoveryStep.REPLICATED_BY_WELCOME, e.seq, 0);
+        state.answered(e);
         this.#replicated(e);
       } else {
         if (trace.on) trace.recovery(RecoveryStep.RESEND, e.seq, 0);
@@ -310,14 +275,13 @@ export class PrimaryEngine {
     return out;
   }
 
-  /** A log or SKIP the replica holds (its ack or the WELCOME said so). */
+  /** A log or SKIP the replica holds (its ack or the WELCOME said so; the state has it answered). */
   #replicated(e: Entry): void {
+    this.#p.hooks?.onAnswered?.(e, e.kind === Kind.SKIP);
     if (e.kind === Kind.SKIP) {
-      this.#answered(e);
       this.#p.flight.give(e);
       return;
     }
-    this.#answered(e);
     this.#p.digest.add(e.seq, e.lba, e.length, e.crc | 0);
     this.#p.onAcked?.(e);
     const ackedAt = this.#batchNow > 0 ? this.#batchNow : performance.now();
@@ -365,7 +329,7 @@ export class PrimaryEngine {
   }
 
   #repost(e: Entry): void {
-    if (e.kind === Kind.SKIP) this.#skipsPending++;
+    this.#state.resending(e);
     this.#p.stats.resends++;
     this.#post(e);
   }
@@ -375,7 +339,9 @@ export class PrimaryEngine {
     if (this.failure || this.suspended) return;
     this.suspended = error;
     this.#suspendedAt = performance.now();
-    if (trace.on) trace.recovery(RecoveryStep.SUSPEND, this.#answeredSeq + 1, this.#p.flight.count);
+    if (trace.on) {
+      trace.recovery(RecoveryStep.SUSPEND, this.#state.answeredSeq + 1, this.#p.flight.count);
+    }
     this.#link = undefined;
     this.#p.stats.suspensions++;
     this.onSuspend(error);
@@ -383,9 +349,7 @@ export class PrimaryEngine {
 
   /** Whether a log of `length` may be posted now: session, depth, credits, ring, no recovery. */
   canPost(length: number): boolean {
-    const p = this.#p;
-    return this.failure === undefined && this.#link !== undefined && this.#skipsPending === 0 &&
-      p.flight.count < p.depth && p.ring.canPlace(length, this.#released + p.ring.ringBytes);
+    return this.failure === undefined && this.#link !== undefined && this.#state.canPost(length);
   }
 
   /** A log waited for room (depth, credits, ring, a session): counted as the promise API's waits are. */
@@ -414,21 +378,14 @@ export class PrimaryEngine {
     lbaFlags: number,
   ): void {
     const p = this.#p;
-    e.seq = this.#nextSeq++;
+    // Flow control (in the state): never write into replica space it has not released.
+    const offset = this.#state.placeLog(e, length);
     if (breakdown.on) breakdown.stamp(Stamp.PREPARE, e.seq, performance.now());
-    const offset = p.ring.place(length, this.#released + p.ring.ringBytes);
-    const ahead = p.ring.writePos - this.#released;
-    // Flow control: never write into replica space it has not released.
-    if (ahead > p.ring.ringBytes) {
-      throw new InvariantError(`${ahead} B ahead of the replica's release`);
-    }
+    const ahead = this.#state.aheadBytes;
     if (ahead > p.stats.maxAheadBytes) p.stats.maxAheadBytes = ahead;
     if (typeof source === "function") source(p.memory.bytes, offset, length);
     else if (source instanceof Uint8Array) p.memory.bytes.set(source, offset);
     else source.fill(p.memory.bytes, offset, length);
-    e.offset = offset;
-    e.length = length;
-    e.end = p.ring.writePos;
     e.lba = lba;
     e.lbaFlags = lbaFlags;
     e.crc = this.#crc.int32At(offset, length) >>> 0;
@@ -450,29 +407,18 @@ export class PrimaryEngine {
    * replica to free its copies with a RELEASE record.
    */
   release(seq: number): void {
-    if (!this.#p.retain) {
-      throw new RangeError("release() is for a primary created with retain: true");
-    }
-    if (!Number.isSafeInteger(seq) || seq > this.#answeredSeq) {
-      throw new RangeError(
-        `Cannot release through seq ${seq}: logs are answered through ${this.#answeredSeq}`,
-      );
-    }
-    for (; this.#releasedSeq < seq; this.#releasedSeq++) this.#p.ring.releaseOldest();
-    if (seq > this.#releaseWanted) this.#releaseWanted = seq;
+    this.#state.release(seq);
     this.#postRelease();
   }
 
   /** Posts the wanted RELEASE when a spare flight slot is free. */
   #postRelease(): void {
     const flight = this.#p.flight;
-    if (
-      this.failure || !this.#link || this.#releaseWanted <= this.#releaseSent ||
-      flight.count >= flight.capacity
-    ) return;
+    const seq = this.#state.releaseDue;
+    if (this.failure || !this.#link || seq === 0 || flight.count >= flight.capacity) return;
     const e = flight.take(Kind.RELEASE);
-    e.seq = this.#releaseWanted;
-    this.#releaseSent = e.seq;
+    e.seq = seq;
+    this.#state.releasePosted(seq);
     this.#post(e);
   }
 
@@ -592,7 +538,7 @@ export class PrimaryEngine {
       return this.suspend(
         new SessionError(
           "completion",
-          `Posting through seq ${this.#nextSeq - 1} failed: ${(error as Error).message}`,
+          `Posting through seq ${this.#state.nextSeq - 1} failed: ${(error as Error).message}`,
           error,
         ),
       );
@@ -671,99 +617,53 @@ export class PrimaryEngine {
     }
     this.#postRecv(slot);
     if (trace.on) trace.ack(TraceSide.PRIMARY, ack.status, ack.seq, ack.nextSeq, ack.released);
-    const e = p.flight.peek();
-    if (!e) return this.#violation(`an ack for seq ${ack.seq}`, "no ack: nothing is in flight");
-    if (e.kind === Kind.RAW) {
-      p.flight.shift();
-      this.settled++;
-      e.onAck?.({ ...ack });
-      p.flight.give(e);
-      return;
-    }
-    const expectedSeq = e.kind === Kind.NOP ? 0 : e.seq;
-    if (ack.seq > expectedSeq && expectedSeq > 0) {
-      // An ack went missing (the replica skipped it): the session cannot be trusted, but a
-      // new one can resume: its WELCOME says which logs the replica holds.
-      const error = new ProtocolError(`an ack for seq ${ack.seq}`, `the ack of seq ${expectedSeq}`);
-      return this.suspend(
-        new SessionError("protocol", `The session broke: ${error.message}`, error),
-      );
-    }
-    if (ack.seq !== expectedSeq) {
-      return this.#violation(`an ack for seq ${ack.seq}`, `the ack of seq ${expectedSeq}`);
-    }
-    if (ack.nextSeq < this.#lastNextSeq) {
-      return this.#violation(`nextSeq ${ack.nextSeq}`, `at least ${this.#lastNextSeq}`);
-    }
-    if (ack.released > p.ring.writePos) {
-      return this.#violation(`released ${ack.released}`, `at most ${p.ring.writePos}`);
-    }
-    p.flight.shift();
-    this.#released = Math.max(this.#released, ack.released);
-    this.#lastNextSeq = ack.nextSeq;
-    if (e.kind === Kind.LOG) this.#onLogAck(e, ack.status, ack.nextSeq);
-    else if (e.kind === Kind.SKIP) this.#onSkipAck(e, ack.status);
-    else if (e.kind === Kind.RELEASE && ack.status !== AckStatus.OK) {
-      this.#violation(`${ackStatusName(ack.status)} for a RELEASE through seq ${e.seq}`, "OK");
-    } else p.flight.give(e);
-  }
-
-  #onLogAck(e: Entry, status: number, nextSeq: number): void {
-    const p = this.#p;
-    if (status === AckStatus.OK) {
-      if (nextSeq <= e.seq) {
-        return this.#violation(`OK for seq ${e.seq} with nextSeq ${nextSeq}`, `nextSeq > ${e.seq}`);
+    const state = this.#state;
+    const outcome = state.onAck(ack);
+    const e = state.entry!;
+    switch (outcome) {
+      case AckOutcome.REPLICATED:
+      case AckOutcome.SKIP_ANSWERED:
+        this.#replicated(e);
+        return;
+      case AckOutcome.RESEND:
+        p.stats.resends++;
+        this.#post(e);
+        return;
+      case AckOutcome.REFUSED:
+        p.stats.refused++;
+        this.#reject(e, new ReplicationError(ack.status, e.seq));
+        e.reject = undefined;
+        e.sink = undefined;
+        p.hooks?.onSkip?.(e);
+        p.stats.skips++;
+        this.#post(e);
+        return;
+      case AckOutcome.DONE:
+        p.flight.give(e);
+        return;
+      case AckOutcome.RAW:
+        this.settled++;
+        e.onAck?.({ ...ack });
+        p.flight.give(e);
+        return;
+      case AckOutcome.SUSPEND: {
+        // An ack went missing (the replica skipped it): the session cannot be trusted, but
+        // a new one can resume: its WELCOME says which logs the replica holds.
+        const error = new ProtocolError(state.problem.received, state.problem.expected);
+        return this.suspend(
+          new SessionError("protocol", `The session broke: ${error.message}`, error),
+        );
       }
-      this.#replicated(e);
-      return;
-    }
-    if (status === AckStatus.SEQ_GAP && this.#skipsPending > 0) {
-      // Sent behind a refused log: the replica consumed nothing; post it again after the SKIP.
-      if (++e.resends > resendsMax) {
-        return this.#violation(`SEQ_GAP for seq ${e.seq} ${e.resends} times`, "progress");
-      }
-      p.stats.resends++;
-      this.#post(e);
-      return;
-    }
-    p.stats.refused++;
-    this.#reject(e, new ReplicationError(status, e.seq));
-    e.reject = undefined;
-    e.sink = undefined;
-    e.kind = Kind.SKIP;
-    p.hooks?.onSkip?.(e);
-    this.#skipsPending++;
-    p.stats.skips++;
-    this.#post(e);
-  }
-
-  #onSkipAck(e: Entry, status: number): void {
-    if (status !== AckStatus.OK) {
-      return this.#violation(
-        `${ackStatusName(status)} for the SKIP of seq ${e.seq}`,
-        "OK (both sides place the hole alike)",
-      );
-    }
-    this.#answered(e);
-    this.#skipsPending--;
-    this.#p.flight.give(e);
-  }
-
-  /** Log `e.seq` is answered: free its ring space now unless retaining it for release(). */
-  #answered(e: Entry): void {
-    this.#answeredSeq = e.seq;
-    this.#p.hooks?.onAnswered?.(e, e.kind === Kind.SKIP);
-    if (!this.#p.retain) {
-      this.#p.ring.release(e.end);
-      this.#releasedSeq = e.seq;
+      default:
+        return this.#violation(state.problem.received, state.problem.expected);
     }
   }
 
   /** Suspends the session when the oldest record waited longer than the ack timeout (`clock[0]`: now, ms). */
   checkTimeout(clock: Float64Array): void {
-    const now = clock[0];
-    const e = this.#p.flight.peek();
-    if (e && this.#link && !this.failure && now - e.posted > this.#p.ackTimeoutMs) {
+    if (!this.#link || this.failure) return;
+    const e = this.#state.overdue(clock[0], this.#p.ackTimeoutMs);
+    if (e) {
       this.suspend(
         new SessionError(
           "ack-timeout",

@@ -100,7 +100,20 @@ export { formatSummary, LatencyRecorder, type LatencySummary } from "./lib/bench
 // The lab: topology, running commands where Soft-RoCE works.
 export { inNamespace, readTopology, type Topology } from "./lib/lab/topology.ts";
 export { runInLab } from "./lib/lab/runner.ts";
-export { randomSecret, type ReplicaProcess, runTool, startReplica } from "./lib/lab/processes.ts";
+export { randomSecret } from "./lib/lab/processes.ts";
+export {
+  type Link,
+  type ReplicaProcess,
+  runCache,
+  runPrimary,
+  startCache,
+  startPrimary,
+  startReplica,
+} from "./lib/tools/lab.ts";
+export type { ToolEnd, ToolProcess } from "./lib/tools/spawn.ts";
+export type { PrimaryCommandOptions, PrimaryReport } from "./lib/tools/primary.ts";
+export type { ReplicaCommandOptions, ReplicaReport } from "./lib/tools/replica.ts";
+export type { CacheCommandOptions, CacheReport } from "./lib/tools/cache.ts";
 export { Prng } from "./lib/prng.ts";
 
 // Reproducing bugs: scenarios, runs, the invariant checker, campaigns.

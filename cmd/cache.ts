@@ -23,16 +23,18 @@ import {
   runCommand,
   waitOption,
 } from "./options.ts";
-import type { WaitMode } from "../lib/replication/poller.ts";
 import { reconnectWindowMs } from "../lib/replication/primary.ts";
+import {
+  type CacheCommandOptions,
+  type CacheReport,
+  encodeCacheReport,
+  encodeCompletion,
+} from "../lib/tools/cache.ts";
 
-/**
- * Runs the workload; 0 when every write succeeded in order and everything verified, else 1
- * with the first cause of failure on stderr (and as `firstFailure` in the JSON).
- */
-export function run(args: string[]): Promise<number> {
+/** The command's options; they parse into {@linkcode CacheCommandOptions}. */
+export function cacheProgram() {
   const recovery = primaryRecoveryOptions();
-  const program = new Command("cache")
+  return new Command("cache")
     .description(
       "Run the host cache service behind a virtual NVMe controller: each guest Write becomes a " +
         "log in the write cache, is replicated to the replica and completes only after its OK " +
@@ -79,7 +81,7 @@ export function run(args: string[]): Promise<number> {
     )
     .option(
       "--completions <file>",
-      "append 'op seq lba blocks' for each write before it completes with success (scenario checks)",
+      "append a JSON line {op, seq, lba, blocks} for each write before it completes with success (scenario checks)",
     )
     .addOption(waitOption())
     .addOption(recovery[0])
@@ -88,7 +90,15 @@ export function run(args: string[]): Promise<number> {
     .addOption(recovery[3])
     .addOption(recovery[4])
     .option("--json", "print the result as JSON on stdout");
-  return runCommand(program, args, async (opts) => {
+}
+
+/**
+ * Runs the workload; 0 when every write succeeded in order and everything verified, else 1
+ * with the first cause of failure on stderr (and as `firstFailure` in the JSON).
+ */
+export function run(args: string[]): Promise<number> {
+  return runCommand(cacheProgram(), args, async (parsed) => {
+    const opts: CacheCommandOptions = parsed;
     checkDenoVersion();
     const capacityBytes = parseBytes(opts.capacity, "--capacity");
     if (capacityBytes % 4096 !== 0) {
@@ -113,7 +123,7 @@ export function run(args: string[]): Promise<number> {
       ringBytes: parseBytes(opts.ring, "--ring"),
       maxLogBytes: Math.max(...sizes.sizes),
       depth: opts.depth,
-      wait: opts.wait as WaitMode,
+      wait: opts.wait,
       flushDestage: opts.flushDestage ?? false,
       onCommit: (lba, data, seq) => {
         image.commit(lba, data);
@@ -163,17 +173,16 @@ export function run(args: string[]): Promise<number> {
     const firstFailure = (service.firstFailure ?? closeError)?.message;
     if (firstFailure) console.error(`cache: first failure: ${firstFailure}`);
     if (opts.json) {
-      console.log(
-        JSON.stringify({
-          result,
-          replication,
-          digest,
-          stats,
-          imageSha256,
-          destagedSeq,
-          firstFailure,
-        }),
-      );
+      const report: CacheReport = {
+        result,
+        replication,
+        digest,
+        stats,
+        imageSha256,
+        destagedSeq,
+        firstFailure,
+      };
+      console.log(encodeCacheReport(report));
     } else {
       console.log(
         `cache: ${result.writesOk} writes ok, ${result.writesFailed} failed, ${result.flushes} flushes in ${
@@ -214,7 +223,8 @@ function openCompletionLog(path: string): Disposable & {
   return {
     add(lba, data, seq) {
       const op = readStamp(data, 0, stamp).seq;
-      const bytes = encoder.encode(`${op} ${seq} ${lba} ${data.length / 4096}\n`);
+      const line = encodeCompletion({ op, seq, lba, blocks: data.length / 4096 });
+      const bytes = encoder.encode(line);
       for (let at = 0; at < bytes.length;) at += file.writeSync(bytes.subarray(at));
     },
     [Symbol.dispose]: () => file.close(),

@@ -18,8 +18,13 @@ import {
 import { Primary } from "../lib/replication/primary.ts";
 import { checkDenoVersion } from "../lib/version.ts";
 import { breakdown } from "../lib/trace/breakdown.ts";
-import type { WaitMode } from "../lib/replication/poller.ts";
 import { processCpuUs, threadCpuUs } from "../lib/clock.ts";
+import { emitEvent } from "../lib/tools/events.ts";
+import {
+  encodePrimaryReport,
+  type PrimaryCommandOptions,
+  type PrimaryReport,
+} from "../lib/tools/primary.ts";
 import {
   breakdownOption,
   checkOutputPath,
@@ -31,10 +36,10 @@ import {
   waitOption,
 } from "./options.ts";
 
-/** Runs the workload; resolves with 0 when every log was acked, 1 otherwise, 2 on usage errors. */
-export function run(args: string[]): Promise<number> {
+/** The command's options; they parse into {@linkcode PrimaryCommandOptions}. */
+export function primaryProgram() {
   const recovery = primaryRecoveryOptions();
-  const program = new Command("primary")
+  return new Command("primary")
     .description(
       "Replicate a seeded workload to a replica: per log, an RDMA WRITE of the data into the\n" +
         "replica's ring and an RDMA SEND of its record, chained; a log counts when its OK ack\n" +
@@ -96,8 +101,14 @@ export function run(args: string[]): Promise<number> {
     .addOption(recovery[2])
     .addOption(recovery[3])
     .addOption(recovery[4])
-    .option("--json", "print the result as JSON on stdout");
-  return runCommand(program, args, async (opts) => {
+    .option("--json", "print the result as JSON on stdout")
+    .option("--events", "print JSON event lines on stdout (busy-retry) for scripts");
+}
+
+/** Runs the workload; resolves with 0 when every log was acked, 1 otherwise, 2 on usage errors. */
+export function run(args: string[]): Promise<number> {
+  return runCommand(primaryProgram(), args, async (parsed) => {
+    const opts: PrimaryCommandOptions = parsed;
     checkDenoVersion();
     const sizes = parseSizeSpec(opts.size);
     const plan = new WorkloadPlan({
@@ -130,11 +141,14 @@ export function run(args: string[]): Promise<number> {
       maxLogBytes,
       depth: opts.depth,
       ackTimeoutMs: opts.ackTimeoutMs,
-      wait: opts.wait as WaitMode,
+      wait: opts.wait,
       spinUs: opts.spinUs,
       qpTimeout: opts.qpTimeout,
       retryCount: opts.retry,
       rnrRetry: opts.rnrRetry,
+      onBusyRetry: opts.events
+        ? (attempt, delayMs) => emitEvent({ event: "busy-retry", attempt, delayMs })
+        : undefined,
       ...recover,
     });
     const filler = new DataFiller(opts.seed);
@@ -164,7 +178,7 @@ export function run(args: string[]): Promise<number> {
     const cpuUs = processCpuUs() - cpuBefore;
     const threadUs = threadCpuUs() - threadBefore;
     bar.stop();
-    const result = {
+    const result: PrimaryReport["result"] = {
       ...workload,
       wait: opts.wait,
       cpuUsPerLog: workload.acked > 0 ? cpuUs / workload.acked : undefined,
@@ -176,9 +190,7 @@ export function run(args: string[]): Promise<number> {
     const digest = primary.digest();
     const stats = primary.stats();
     if (opts.json) {
-      console.log(
-        JSON.stringify({ config: { ...opts, secret: undefined }, result, digest, stats }),
-      );
+      console.log(encodePrimaryReport({ config: opts, result, digest, stats }));
     } else {
       console.log(
         `primary: ${result.acked} acked, ${result.refused} refused of ${result.submitted} in ${

@@ -15,8 +15,13 @@ import { checkDenoVersion } from "../lib/version.ts";
 import { trace } from "../lib/trace/trace.ts";
 import "../lib/trace/codes.ts";
 import { breakdown } from "../lib/trace/breakdown.ts";
-import type { WaitMode } from "../lib/replication/poller.ts";
 import { processCpuUs } from "../lib/clock.ts";
+import { emitEvent } from "../lib/tools/events.ts";
+import {
+  encodeReplicaReport,
+  type ReplicaCommandOptions,
+  type ReplicaReport,
+} from "../lib/tools/replica.ts";
 import {
   breakdownOption,
   checkOutputPath,
@@ -26,9 +31,9 @@ import {
   waitOption,
 } from "./options.ts";
 
-/** Serves; resolves with 0 after a clean stop, 1 on failure, 2 on usage errors. */
-export function run(args: string[]): Promise<number> {
-  const program = new Command("replica")
+/** The command's options; they parse into {@linkcode ReplicaCommandOptions}. */
+export function replicaProgram() {
+  return new Command("replica")
     .description(
       "Serve as the replica: accept a primary's bootstrap on TCP (shared secret), connect an\n" +
         "RC QP, and answer each log (RDMA WRITE of data + SEND of its record) with an ack after\n" +
@@ -89,8 +94,14 @@ export function run(args: string[]): Promise<number> {
       "record a trace of posts, completions, acks and faults into this JSONL file",
     )
     .option("--json", "print the final statistics as JSON on stdout")
-    .option("--ready-file <path>", "write the bound port here once listening (for scripts)");
-  return runCommand(program, args, async (opts) => {
+    .option("--ready-file <path>", "write the bound port here once listening (for scripts)")
+    .option("--events", "print JSON event lines on stdout (ready, resumed) for scripts");
+}
+
+/** Serves; resolves with 0 after a clean stop, 1 on failure, 2 on usage errors. */
+export function run(args: string[]): Promise<number> {
+  return runCommand(replicaProgram(), args, async (parsed) => {
+    const opts: ReplicaCommandOptions = parsed;
     checkDenoVersion();
     const secret = readSecret(opts.secret);
     const plan = opts.faultPlan ? parseFaultPlan(opts.faultPlan) : {};
@@ -111,6 +122,14 @@ export function run(args: string[]): Promise<number> {
       console.error(
         `replica: resuming the write cache: released through seq ${r.releasedSeq}, ${r.logs.length} retained log(s)`,
       );
+      if (opts.events) {
+        emitEvent({
+          event: "resumed",
+          releasedSeq: r.releasedSeq,
+          retainedLogs: r.logs.length,
+          throughSeq: r.logs.at(-1)?.seq ?? r.releasedSeq,
+        });
+      }
     }
     const tracePath = opts.trace;
     if (tracePath) checkOutputPath(tracePath, "--trace");
@@ -128,7 +147,7 @@ export function run(args: string[]): Promise<number> {
       ringBytes: parseBytes(opts.ring, "--ring"),
       metaSlots: opts.slots,
       maxLogBytes: opts.maxLog ? parseBytes(opts.maxLog, "--max-log") : undefined,
-      wait: opts.wait as WaitMode,
+      wait: opts.wait,
       spinUs: opts.spinUs,
       retain: (opts.retain ?? false) || cacheHooks !== undefined,
       faults,
@@ -143,11 +162,13 @@ export function run(args: string[]): Promise<number> {
         : undefined,
     });
     const cpuAtListen = processCpuUs();
-    if (opts.readyFile) await Deno.writeTextFile(opts.readyFile, `${replica.port}\n`);
     const stop = Promise.withResolvers<void>();
     const onSignal = () => stop.resolve();
     Deno.addSignalListener("SIGINT", onSignal);
     Deno.addSignalListener("SIGTERM", onSignal);
+    // Ready only once a SIGTERM would be handled: a caller may stop it right away.
+    if (opts.readyFile) await Deno.writeTextFile(opts.readyFile, `${replica.port}\n`);
+    if (opts.events) emitEvent({ event: "ready", port: replica.port });
     try {
       if (opts.once) {
         await Promise.race([stop.promise, replica.firstSessionEnded()]);
@@ -164,8 +185,13 @@ export function run(args: string[]): Promise<number> {
     const stats = replica.stats();
     const served = stats.accepted + stats.skips;
     const cpuUsPerLog = served > 0 ? (processCpuUs() - cpuAtListen) / served : undefined;
-    const report = { ...stats, wait: opts.wait, cpuUsPerLog, verify: verifier?.value() };
-    if (opts.json) console.log(JSON.stringify(report));
+    const report: ReplicaReport = {
+      ...stats,
+      wait: opts.wait,
+      cpuUsPerLog,
+      verify: verifier?.value(),
+    };
+    if (opts.json) console.log(encodeReplicaReport(report));
     else console.error(describe(stats, verifier));
     return verifier && verifier.value().mismatches > 0 ? 1 : 0;
   });

@@ -41,7 +41,7 @@ import {
   type PrimaryStatsValue,
   randomSecret,
   readTopology,
-  runTool,
+  runPrimary,
   startReplica,
   type Topology,
   type WorkloadResult,
@@ -158,21 +158,22 @@ async function measure(
 ): Promise<{ code: number; result: WorkloadResult; stats: PrimaryStatsValue }> {
   const env = { RRL_SECRET: randomSecret() };
   const { a, b } = topology;
-  const shared = ["--ring", String(ring), "--max-log", String(o.size)];
-  await using replica = await startReplica(b, [
+  const shared = { ring: String(ring), maxLog: String(o.size) };
+  await using replica = await startReplica(b, {
     ...shared,
-    ...["--slots", String(Math.max(64, o.depth + 2)), "--once", "--json"],
-  ], env);
-  const out = await runTool(a, "cmd/primary.ts", [
-    ...["--device", a.device, "--host", b.address, "--port", String(replica.port)],
+    slots: Math.max(64, o.depth + 2),
+    once: true,
+  }, { env });
+  const out = await runPrimary({ from: a, to: b, port: replica.port }, {
     ...shared,
-    ...["-s", String(o.size), "-q", String(o.depth), "-n", String(o.count)],
-    ...["--warmup", String(o.warmup), "--qp-timeout", String(o.qpTimeout)],
-    ...["--lba", "seq", "--json"],
-  ], { env, timeoutMs: o.timeoutMs });
-  // The last line of `cmd/primary.ts --json`: { config, result, digest, stats }.
-  const report = out.json as unknown as { result: WorkloadResult; stats: PrimaryStatsValue };
-  return { code: out.code, ...report };
+    size: String(o.size),
+    depth: o.depth,
+    count: o.count,
+    warmup: o.warmup,
+    qpTimeout: o.qpTimeout,
+    lba: "seq",
+  }, { env, timeoutMs: o.timeoutMs });
+  return { code: out.code, result: out.report.result, stats: out.report.stats };
 }
 
 async function sweep(topology: Topology, o: Options): Promise<number> {

@@ -35,12 +35,12 @@ import {
   logBytesLimit,
   parseBytes,
   parseSizeSpec,
+  type PrimaryReport,
   randomSecret,
   readTopology,
-  runTool,
+  runPrimary,
   startReplica,
   type Topology,
-  type WorkloadResult,
 } from "../mod.ts";
 
 const columns = "size,depth,count,ops_per_s,mb_per_s,p50,p90,p99,p999,max,acked,refused";
@@ -62,11 +62,6 @@ namespace B, the primary in namespace A) and append one CSV row per point.
   --timeout-s N     bound on one point's primary      (default 300)
   --out PATH        CSV file, appended to             (default runs/sweep-<timestamp>.csv)
   -h, --help        this text`;
-
-/** What `cmd/primary.ts --json` prints as its last line (the parts used here). */
-interface PrimaryReport {
-  result: WorkloadResult;
-}
 
 interface Options {
   sizes: number[];
@@ -145,18 +140,20 @@ async function measure(
 ): Promise<{ code: number; report: PrimaryReport }> {
   const env = { RRL_SECRET: randomSecret() };
   const { a, b } = topology;
-  const shared = ["--ring", String(o.ring), "--max-log", String(size)];
-  await using replica = await startReplica(b, [
+  const shared = { ring: String(o.ring), maxLog: String(size) };
+  await using replica = await startReplica(b, {
     ...shared,
-    ...["--slots", String(Math.max(64, depth + 2)), "--once", "--json"],
-  ], env);
-  const out = await runTool(a, "cmd/primary.ts", [
-    ...["--device", a.device, "--host", b.address, "--port", String(replica.port)],
+    slots: Math.max(64, depth + 2),
+    once: true,
+  }, { env });
+  return await runPrimary({ from: a, to: b, port: replica.port }, {
     ...shared,
-    ...["-s", String(size), "-q", String(depth), "-n", String(o.count)],
-    ...["--warmup", String(o.warmup), "--lba", "seq", "--json"],
-  ], { env, timeoutMs: o.timeoutMs });
-  return { code: out.code, report: out.json as unknown as PrimaryReport };
+    size: String(size),
+    depth,
+    count: o.count,
+    warmup: o.warmup,
+    lba: "seq",
+  }, { env, timeoutMs: o.timeoutMs });
 }
 
 async function main(args: string[]): Promise<number> {

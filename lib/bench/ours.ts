@@ -1,8 +1,8 @@
 /**
  * Our side of a bench point: `cmd/replica.ts --once` on B and `cmd/primary.ts` on A as
- * separate processes, like a user runs them, read back through their `--json` reports.
- * Options the commands may not have yet (`--wait`, `--breakdown`) are probed once from
- * their `--help`, and figures a command does not report are `undefined`, never 0.
+ * separate processes, like a user runs them, read back through their `--json` reports
+ * (decoded and checked by `lib/tools/`). Figures a command does not report are
+ * `undefined`, never 0.
  *
  * @example
  * ```ts ignore
@@ -16,21 +16,20 @@
  *
  * @module
  */
-import { denoArgv, hotPathV8Flags, randomSecret, runTool, startReplica } from "../lab/processes.ts";
+import { hotPathV8Flags, randomSecret } from "../lab/processes.ts";
 import type { Topology } from "../lab/topology.ts";
+import { runPrimary, startReplica } from "../tools/lab.ts";
 import type { WaitMode } from "./reference.ts";
-import { BenchToolError, spawnBounded } from "./perftest.ts";
+import { BenchToolError } from "./perftest.ts";
 import type { LatencySummary } from "./summary.ts";
 
 /** Bound of one of our primary runs (warm-up included). */
 export const oursTimeoutMs = 300_000;
 /** How long the replica may take to exit on its own after the primary ended. */
 export const oursReplicaExitMs = 15_000;
-/** Bound of one `--help` probe. */
-const probeTimeoutMs = 60_000;
 const countMax = 10_000_000;
 
-/** Which of the contracted options our commands have (probed from their `--help`). */
+/** Which of the contracted options our commands have. */
 export interface OurCommands {
   /** `--wait <spin|events>` on both `cmd/primary.ts` and `cmd/replica.ts`. */
   wait: boolean;
@@ -70,26 +69,12 @@ export interface OursRun {
 }
 
 /**
- * Probes `cmd/primary.ts --help` and `cmd/replica.ts --help` for `--wait` and
- * `--breakdown`; an option counts only when both commands list it.
- * @throws {BenchToolError} when a command's help cannot be printed.
+ * What our commands accept: `--wait` and `--breakdown` are part of both commands' typed
+ * options (`lib/tools/primary.ts`, `lib/tools/replica.ts`), so `deno check` proves them;
+ * nothing needs probing any more. Kept async for callers.
  */
-export async function probeOurCommands(): Promise<OurCommands> {
-  const helps = await Promise.all(["cmd/primary.ts", "cmd/replica.ts"].map(async (file) => {
-    const out = await spawnBounded(denoArgv(file, ["--help"]), probeTimeoutMs).output;
-    if (out.code !== 0) {
-      throw new BenchToolError(
-        `${file} --help failed (exit ${out.code}): run 'deno task check'\n${out.stdout}${out.stderr}`,
-      );
-    }
-    return out.stdout;
-  }));
-  const both = (option: RegExp) => helps.every((help) => option.test(help));
-  return {
-    wait: both(/--wait <mode>/),
-    breakdown: both(/--breakdown <file>/),
-    v8_flags: hotPathV8Flags,
-  };
+export function probeOurCommands(): Promise<OurCommands> {
+  return Promise.resolve({ wait: true, breakdown: true, v8_flags: hotPathV8Flags });
 }
 
 /**
@@ -108,40 +93,41 @@ export async function runOurs(topology: Topology, o: OursOptions): Promise<OursR
   const env = { RRL_SECRET: randomSecret() };
   const { a, b } = topology;
   const traceDir = o.traced ? await Deno.makeTempDir({ prefix: "rrl-bench-trace-" }) : undefined;
-  const perSide = (side: "primary" | "replica") => [
-    ...(o.wait && o.can.wait ? ["--wait", o.wait] : []),
-    ...(traceDir ? ["--trace", `${traceDir}/${side}.trace.jsonl`] : []),
-    ...(o.breakdown ? ["--breakdown", o.breakdown[side]] : []),
-  ];
+  const perSide = (side: "primary" | "replica") => ({
+    wait: o.wait && o.can.wait ? o.wait : undefined,
+    trace: traceDir ? `${traceDir}/${side}.trace.jsonl` : undefined,
+    breakdown: o.breakdown?.[side],
+  });
   try {
-    await using replica = await startReplica(b, [
-      "--ring",
-      "64m",
-      "--slots",
-      String(Math.max(64, o.depth + 2)),
-      "--once",
-      "--json",
+    await using replica = await startReplica(b, {
+      ring: "64m",
+      slots: Math.max(64, o.depth + 2),
+      once: true,
       ...perSide("replica"),
-    ], env);
-    const out = await runTool(a, "cmd/primary.ts", [
-      ...["--device", a.device, "--host", b.address, "--port", String(replica.port)],
-      ...["-n", String(o.count), "-s", String(o.size), "-q", String(o.depth)],
-      ...["--ring", "64m", "--lba", "seq", "--warmup", String(o.warmup), "--json"],
+    }, { env });
+    const out = await runPrimary({ from: a, to: b, port: replica.port }, {
+      count: o.count,
+      size: String(o.size),
+      depth: o.depth,
+      ring: "64m",
+      lba: "seq",
+      warmup: o.warmup,
       ...perSide("primary"),
-    ], { env, timeoutMs: oursTimeoutMs });
-    // deno-lint-ignore no-explicit-any
-    const result = (out.json as any).result;
-    if (out.code !== 0 || result?.acked !== o.count) {
+    }, { env, timeoutMs: oursTimeoutMs }).catch((error: Error) => {
+      throw new BenchToolError(`Our primary failed: ${error.message}`);
+    });
+    const result = out.report.result;
+    if (out.code !== 0 || result.acked !== o.count) {
       throw new BenchToolError(
-        `Our primary acked ${result?.acked} of ${o.count} logs of ${o.size} B at depth ` +
-          `${o.depth} (exit ${out.code}): ${result?.failure ?? "see its messages above"}`,
+        `Our primary acked ${result.acked} of ${o.count} logs of ${o.size} B at depth ` +
+          `${o.depth} (exit ${out.code}): ${result.failure ?? "see its messages above"}`,
       );
     }
     const bound = setTimeout(() => replica.stop(), oursReplicaExitMs);
-    const report = await replica.result().catch(() => undefined).finally(() => clearTimeout(bound));
+    const report = await replica.report().catch(() => undefined).finally(() => clearTimeout(bound));
     return {
       summary: result.summary,
-      wait: typeof result.wait === "string" ? result.wait : undefined,
+      wait: result.wait,
       cpuUsPerLog: figure(result.cpuUsPerLog),
       replicaCpuUsPerLog: figure(report?.cpuUsPerLog),
     };

@@ -6,8 +6,9 @@
  * @module
  */
 import { crc32cAt, crc32cBackend, isalBackend, jsBackend } from "../log/crc32c.ts";
-import { denoArgv, randomSecret, runTool, startReplica } from "../lab/processes.ts";
+import { denoArgv, randomSecret } from "../lab/processes.ts";
 import { inNamespace, type Topology } from "../lab/topology.ts";
+import { runCache, startReplica } from "../tools/lab.ts";
 import { BenchToolError, spawnBounded } from "./perftest.ts";
 
 /** One cache run: commit and replication p50 of the same run, µs. */
@@ -49,45 +50,28 @@ export async function cacheRun(
   const { a, b } = topology;
   const dir = await Deno.makeTempDir({ dir: "/dev/shm", prefix: "rrl-bench-" });
   try {
-    await using replica = await startReplica(b, [
-      "--ring",
-      "16m",
-      "--cache",
-      `${dir}/replica.cache`,
-      "--once",
-      "--json",
-    ], env);
-    const out = await runTool(a, "cmd/cache.ts", [
-      "--device",
-      a.device,
-      "--host",
-      b.address,
-      "--port",
-      String(replica.port),
-      "--cache",
-      `${dir}/primary.cache`,
-      "--backing",
-      `${dir}/backing.img`,
-      "--ring",
-      "16m",
-      "--capacity",
-      "256m",
-      "-n",
-      String(count),
-      "-s",
-      String(size),
-      "-q",
-      String(depth),
-      "--flush-every",
-      "0",
-      "--no-verify",
-      "--json",
-    ], { env, timeoutMs: sectionTimeoutMs });
-    // deno-lint-ignore no-explicit-any
-    const json = out.json as any;
-    if (out.code !== 0 || json.result?.writesOk !== count) {
+    await using replica = await startReplica(b, {
+      ring: "16m",
+      cache: `${dir}/replica.cache`,
+      once: true,
+    }, { env });
+    const out = await runCache({ from: a, to: b, port: replica.port }, {
+      cache: `${dir}/primary.cache`,
+      backing: `${dir}/backing.img`,
+      ring: "16m",
+      capacity: "256m",
+      count,
+      size: String(size),
+      depth,
+      flushEvery: 0,
+      verify: false,
+    }, { env, timeoutMs: sectionTimeoutMs }).catch((error: Error) => {
+      throw new BenchToolError(`The cache service failed: ${error.message}`);
+    });
+    const json = out.report;
+    if (out.code !== 0 || json.result.writesOk !== count) {
       throw new BenchToolError(
-        `The cache service completed ${json.result?.writesOk} of ${count} writes of ${size} B ` +
+        `The cache service completed ${json.result.writesOk} of ${count} writes of ${size} B ` +
           `at depth ${depth} (exit ${out.code}): see its messages above`,
       );
     }

@@ -11,9 +11,12 @@ import { BackingStore } from "../cache/backing_store.ts";
 import { sha256OfBlocks } from "../cache/expected_image.ts";
 import { WriteCache } from "../cache/write_cache.ts";
 import { parseBytes } from "../bench/workload.ts";
-import { randomSecret, runTool, startReplica } from "./processes.ts";
+import { randomSecret } from "./processes.ts";
 import { readTopology, type Topology } from "./topology.ts";
 import type { ProofLine } from "./demo.ts";
+import type { CacheReport } from "../tools/cache.ts";
+import { runCache, startReplica } from "../tools/lab.ts";
+import type { ReplicaReport } from "../tools/replica.ts";
 
 /** Options of {@linkcode runCacheDemo}. */
 export interface CacheDemoOptions {
@@ -29,10 +32,8 @@ export interface CacheDemoOptions {
 /** What the demo measured and proved. */
 export interface CacheDemoResult {
   topology: Topology;
-  // deno-lint-ignore no-explicit-any
-  host: any;
-  // deno-lint-ignore no-explicit-any
-  replica: any;
+  host: CacheReport;
+  replica: ReplicaReport;
   retained: {
     destagedSeq: number;
     logs: number;
@@ -58,51 +59,31 @@ export async function runCacheDemo(o: CacheDemoOptions): Promise<CacheDemoResult
   };
   for (const p of Object.values(paths)) await Deno.remove(p).catch(() => {});
   const env = { RRL_SECRET: randomSecret() };
-  await using replica = await startReplica(b, [
-    "--ring",
-    o.ring,
-    "--slots",
-    String(Math.max(64, o.depth + 2)),
-    "--once",
-    "--json",
-    "--cache",
-    paths.replicaCache,
-  ], env);
-  const host = await runTool(a, "cmd/cache.ts", [
-    "--device",
-    a.device,
-    "--host",
-    b.address,
-    "--port",
-    String(replica.port),
-    "-n",
-    String(o.count),
-    "-s",
-    o.sizes,
-    "-q",
-    String(o.depth),
-    "--seed",
-    String(o.seed),
-    "--ring",
-    o.ring,
-    "--capacity",
-    o.capacity,
-    "--cache",
-    paths.hostCache,
-    "--backing",
-    paths.backing,
-    "--flush-every",
-    "100",
-    "--no-drain",
-    "--json",
-  ], { env, timeoutMs: o.timeoutMs });
-  const replicaStats = await replica.result();
+  await using replica = await startReplica(b, {
+    ring: o.ring,
+    slots: Math.max(64, o.depth + 2),
+    once: true,
+    cache: paths.replicaCache,
+  }, { env });
+  const host = await runCache({ from: a, to: b, port: replica.port }, {
+    count: o.count,
+    size: o.sizes,
+    depth: o.depth,
+    seed: o.seed,
+    ring: o.ring,
+    capacity: o.capacity,
+    cache: paths.hostCache,
+    backing: paths.backing,
+    flushEvery: 100,
+    drain: false,
+  }, { env, timeoutMs: o.timeoutMs });
+  const replicaStats = await replica.report();
   const blocks = parseBytes(o.capacity, "--capacity") / 4096;
   const { retained, backingSha256 } = await recoverFromReplica(paths, blocks);
-  const proof = prove(o, host.json, replicaStats, retained, backingSha256);
+  const proof = prove(o, host.report, replicaStats, retained, backingSha256);
   return {
     topology,
-    host: host.json,
+    host: host.report,
     replica: replicaStats,
     retained,
     backingSha256,
@@ -142,10 +123,8 @@ async function recoverFromReplica(
 
 function prove(
   o: CacheDemoOptions,
-  // deno-lint-ignore no-explicit-any
-  host: any,
-  // deno-lint-ignore no-explicit-any
-  replica: any,
+  host: CacheReport,
+  replica: ReplicaReport,
   retained: CacheDemoResult["retained"],
   backingSha256: string,
 ): ProofLine[] {

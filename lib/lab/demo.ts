@@ -5,8 +5,11 @@
  *
  * @module
  */
-import { randomSecret, runTool, startReplica } from "./processes.ts";
+import { randomSecret } from "./processes.ts";
 import { readTopology, type Topology } from "./topology.ts";
+import { runPrimary, startReplica } from "../tools/lab.ts";
+import type { PrimaryReport } from "../tools/primary.ts";
+import type { ReplicaReport } from "../tools/replica.ts";
 
 /** Options of {@linkcode runDemo}. */
 export interface DemoOptions {
@@ -28,10 +31,8 @@ export interface ProofLine {
 /** What the demo measured and proved. */
 export interface DemoResult {
   topology: Topology;
-  // deno-lint-ignore no-explicit-any
-  primary: any;
-  // deno-lint-ignore no-explicit-any
-  replica: any;
+  primary: PrimaryReport;
+  replica: ReplicaReport;
   proof: ProofLine[];
   ok: boolean;
 }
@@ -42,50 +43,32 @@ export async function runDemo(o: DemoOptions): Promise<DemoResult> {
   if (!topology) throw new Error("No Soft-RoCE topology is up: run the demo with 'deno task demo'");
   const env = { RRL_SECRET: randomSecret() };
   const { a, b } = topology;
-  await using replica = await startReplica(b, [
-    "--ring",
-    o.ring,
-    "--slots",
-    String(Math.max(64, o.depth + 2)),
-    "--once",
-    "--json",
-    "--verify-seed",
-    String(o.seed),
-  ], env);
-  const primary = await runTool(a, "cmd/primary.ts", [
-    "--device",
-    a.device,
-    "--host",
-    b.address,
-    "--port",
-    String(replica.port),
-    "-n",
-    String(o.count),
-    "-s",
-    o.sizes,
-    "-q",
-    String(o.depth),
-    "--seed",
-    String(o.seed),
-    "--ring",
-    o.ring,
-    "--lba",
-    "hot:10",
-    "--json",
-  ], { env, timeoutMs: o.timeoutMs });
-  const replicaStats = await replica.result();
-  const proof = prove(o, primary.json, replicaStats);
+  await using replica = await startReplica(b, {
+    ring: o.ring,
+    slots: Math.max(64, o.depth + 2),
+    once: true,
+    verifySeed: o.seed,
+  }, { env });
+  const primary = await runPrimary({ from: a, to: b, port: replica.port }, {
+    count: o.count,
+    size: o.sizes,
+    depth: o.depth,
+    seed: o.seed,
+    ring: o.ring,
+    lba: "hot:10",
+  }, { env, timeoutMs: o.timeoutMs });
+  const replicaStats = await replica.report();
+  const proof = prove(o, primary.report, replicaStats);
   return {
     topology,
-    primary: primary.json,
+    primary: primary.report,
     replica: replicaStats,
     proof,
     ok: proof.every((p) => p.ok),
   };
 }
 
-// deno-lint-ignore no-explicit-any
-function prove(o: DemoOptions, primary: any, replica: any): ProofLine[] {
+function prove(o: DemoOptions, primary: PrimaryReport, replica: ReplicaReport): ProofLine[] {
   const r = primary.result;
   const d = primary.digest;
   const ringBytes = primary.stats.writePos;

@@ -85,6 +85,8 @@ export interface ConnectBootstrapOptions extends HelloFields {
   busyRetryMs?: number;
   /** Where BUSY retries are reported, one line each; default: not reported. */
   log?: (line: string) => void;
+  /** Called before each wait after a BUSY refusal (attempt from 1; for scripts' events). */
+  onBusyRetry?: (attempt: number, delayMs: number) => void;
   /** Aborts connecting and the handshake (not the connection once returned). */
   signal?: AbortSignal;
 }
@@ -207,6 +209,7 @@ export async function connectBootstrap(options: ConnectBootstrapOptions): Promis
         });
       }
       options.log?.(`bootstrap: ${error.message}; retry ${attempt} in ${delayMs} ms`);
+      options.onBusyRetry?.(attempt, delayMs);
       if (!(await sleep(delayMs, signal))) {
         throw new BootstrapError("ABORTED", "The bootstrap was aborted while the replica was busy");
       }

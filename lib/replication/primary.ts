@@ -92,6 +92,8 @@ export interface PrimaryOptions extends SideOptions {
   recover?: { releasedPos: number; logs: (PlacedLog & { skip: boolean })[] };
   /** Where log lines go (default stderr). */
   log?: (line: string) => void;
+  /** At start, called before each wait after a BUSY refusal (attempt from 1). */
+  onBusyRetry?: (attempt: number, delayMs: number) => void;
   /** Faults to inject (tests and fault campaigns). */
   faults?: PrimaryFaults;
   /** Called just before a fault kills the process (write the trace). */
@@ -264,6 +266,7 @@ export class Primary implements AsyncDisposable {
         connectAttempts: 10,
         busyRetryMs: options.busyRetryMs,
         log: options.log ?? ((line: string) => console.error(line)),
+        onBusyRetry: options.onBusyRetry,
       });
       cleanup.unshift(() => session.close());
       const recover = options.recover;

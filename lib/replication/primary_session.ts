@@ -26,6 +26,8 @@ export interface SessionConfig {
   busyRetryMs?: number;
   /** Where BUSY retries are reported. */
   log?: (line: string) => void;
+  /** See `ConnectBootstrapOptions.onBusyRetry`. */
+  onBusyRetry?: (attempt: number, delayMs: number) => void;
 }
 
 /** An open session: its link and control connection, and what the replica granted. */
@@ -69,6 +71,7 @@ export async function openSession(side: Side, config: SessionConfig): Promise<Se
       connectRetryDelayMs: config.connectRetryDelayMs,
       busyRetryMs: config.busyRetryMs,
       log: config.log,
+      onBusyRetry: config.onBusyRetry,
     });
     link.connect(control.welcome.endpoint, 0);
   } catch (error) {

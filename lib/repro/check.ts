@@ -15,20 +15,13 @@
 import { DataFiller, readStamp } from "../bench/workload.ts";
 import { RecordFlags } from "../log/record.ts";
 import { WriteCache } from "../cache/write_cache.ts";
+import { type Completion, decodeCompletions } from "../tools/cache.ts";
 
 const blockBytes = 4096;
 /** Violations listed in a result (all are counted). */
 export const violationsListed = 20;
-/** Largest completion log line accepted. */
-const lineCharsMax = 64;
 
-/** What one completed write was: its op (stamp), log seq, first LBA and blocks. */
-export interface Completion {
-  op: number;
-  seq: number;
-  lba: number;
-  blocks: number;
-}
+export type { Completion };
 
 /** One broken invariant. */
 export interface Violation {
@@ -75,7 +68,7 @@ export interface CheckInput {
   capacityBlocks: number;
   /** The op numbers each primary run issued: `[first, first + count)`. */
   issued: { first: number; count: number }[];
-  /** The completion log's text (`op seq lba blocks` per line). */
+  /** The completion log's text (`cmd/cache.ts --completions`, see `lib/tools/cache.ts`). */
   completions: string;
   backingPath: string;
   /** The replica's write cache and its ring size; absent: the backing store alone. */
@@ -86,21 +79,16 @@ export interface CheckInput {
   cleanEnd: boolean;
 }
 
-/** Parses a completion log; a torn last line (a kill mid-write) is not an error. */
+/**
+ * Decodes a completion log; each malformed line is a `bad-input` violation, a torn last
+ * line (a kill mid-write) is not an error.
+ */
 export function parseCompletions(text: string, out: Violation[]): Completion[] {
-  const lines = text.split("\n");
-  const list: Completion[] = [];
-  for (const [i, line] of lines.entries()) {
-    if (line === "") continue;
-    const m = line.length <= lineCharsMax ? /^(\d+) (\d+) (\d+) (\d+)$/.exec(line) : null;
-    if (!m) {
-      if (i === lines.length - 1) continue; // no newline yet: written when the process died
-      out.push({ kind: "bad-input", detail: `completion log line ${i + 1} is malformed: ${line}` });
-      continue;
-    }
-    list.push({ op: Number(m[1]), seq: Number(m[2]), lba: Number(m[3]), blocks: Number(m[4]) });
+  const log = decodeCompletions(text);
+  for (const bad of log.malformed) {
+    out.push({ kind: "bad-input", detail: `completion log line ${bad.line}: ${bad.detail}` });
   }
-  return list;
+  return log.completions;
 }
 
 /** Runs every check; see the module documentation. */

@@ -11,9 +11,13 @@ import { trace, type TraceEvent, type TraceNames } from "../trace/trace.ts";
 import { FaultCode } from "../trace/codes.ts";
 import { formatEvents } from "../trace/format.ts";
 import { parseBytes } from "../bench/workload.ts";
-import { denoArgv, randomSecret } from "../lab/processes.ts";
+import { randomSecret } from "../lab/processes.ts";
 import { repoDir } from "../lab/paths.ts";
 import { type Endpoint, inNamespace, readTopology, type Topology } from "../lab/topology.ts";
+import { decodeCompletions } from "../tools/cache.ts";
+import type { CacheReport } from "../tools/cache.ts";
+import { type ReplicaProcess, startCache, startReplica } from "../tools/lab.ts";
+import type { ToolEnd, ToolProcess } from "../tools/spawn.ts";
 import type { FaultPlan } from "../replication/faults.ts";
 import { type CheckResult, checkRun, type Violation, violationsListed } from "./check.ts";
 import { readTraceFile } from "../trace/trace_file.ts";
@@ -23,7 +27,6 @@ import {
   exists,
   makeRunDir,
   mergeTraces,
-  readJson,
   rejectedSeqs,
   runText,
   sleep,
@@ -40,11 +43,11 @@ import {
 
 /** The whole run is killed after this long. */
 const runTimeoutMs = 300_000;
-/** A started replica must be listening within this long. */
-const readyTimeoutMs = 60_000;
 const pollMs = 25;
+/** A replica that does not exit within this long of SIGTERM is killed. */
+const stopTimeoutMs = 15_000;
 /** The cache command keeps reconnecting this long (waits doubling from 250 ms up to 5 s). */
-const reconnectFor = "30s";
+const reconnectForMs = 30_000;
 const reconnectDelayMs = 250;
 
 /** What `summary.json` holds. */
@@ -70,14 +73,8 @@ export interface RunSummary {
   durationMs: number;
 }
 
-/** A child process with its output in the run folder. */
-interface Child {
-  process: Deno.ChildProcess;
-  status: Promise<Deno.CommandStatus>;
-  exited: boolean;
-  /** `replica-N` or `primary-N`. */
-  name: string;
-}
+/** A child process with its output in the run folder (`replica-N` or `primary-N`). */
+type Child = ToolProcess<unknown>;
 
 /** The final check, with the failover check's violations (found first) ahead of its own. */
 function combine(interim: CheckResult | undefined, final: CheckResult): CheckResult {
@@ -155,6 +152,10 @@ class Run {
   readonly #backing = `/dev/shm/${this.#tag}-backing.img`;
   readonly #signal: string;
   readonly #children: Child[] = [];
+  /** Replica generation N is `#replicaProcesses[N - 1]`. */
+  readonly #replicaProcesses: ReplicaProcess[] = [];
+  /** How each primary phase ended (its report gives failed writes and recovery times). */
+  readonly #primaryEnds: ToolEnd<CacheReport>[] = [];
   readonly #faults = new Map<FaultKind, Fault>();
   readonly #injected: Partial<Record<FaultKind, number>> = {};
   readonly #recoveryMs: number[] = [];
@@ -209,7 +210,7 @@ class Run {
     }
     let replica = await this.#startReplica(this.#replicaPlan(0));
     let phase = 1;
-    let primary = this.#startPrimary(phase, 0, w.count, false);
+    let primary = await this.#startPrimary(phase, 0, w.count, false);
     let replicaKilledAt = 0;
     let linkDone = false;
     for (;;) {
@@ -222,7 +223,7 @@ class Run {
         await this.#deleteLink(link.seq, link.downMs);
       }
       if (replica.exited && !primary.exited) {
-        const s = await replica.status;
+        const s = await replica.ended();
         this.#replicas.push({
           generation: this.#replicas.length + 1,
           code: s.code,
@@ -230,8 +231,8 @@ class Run {
         });
         const kill = this.#faults.get("replica-kill");
         if (kill?.kind !== "replica-kill" || s.signal !== "SIGKILL" || replicaKilledAt) {
-          this.#kill(primary);
-          await primary.status;
+          primary.kill();
+          await primary.ended();
           return this.#finish(
             replay,
             `the replica exited unexpectedly (code ${s.code}, ${s.signal})`,
@@ -243,7 +244,8 @@ class Run {
         continue;
       }
       if (primary.exited) {
-        const s = await primary.status;
+        const s = await primary.ended();
+        this.#primaryEnds.push(s);
         this.#primaries.push({ phase, code: s.code, signal: s.signal });
         const kill = this.#faults.get("primary-kill");
         if (kill?.kind === "primary-kill" && s.signal === "SIGKILL" && phase === 1) {
@@ -256,9 +258,9 @@ class Run {
           replica = await this.#startReplica(this.#replicaPlan(kill.seq));
           // Recovery time counts from the restart: the inspection pause is not part of it.
           const killedAt = performance.now();
-          const done = (await this.#completions()).split("\n").filter(Boolean).length;
+          const done = await this.#completedWrites();
           phase = 2;
-          primary = this.#startPrimary(phase, w.count, Math.max(1, w.count - done), true);
+          primary = await this.#startPrimary(phase, w.count, Math.max(1, w.count - done), true);
           this.#watchFirstCompletion(done, killedAt, primary);
           continue;
         }
@@ -267,14 +269,14 @@ class Run {
         }
         break;
       }
-      await Promise.race([primary.status, replica.status, sleep(pollMs)]);
+      await Promise.race([primary.ended(), replica.ended(), sleep(pollMs)]);
     }
     return await this.#finish(replay, "");
   }
 
   /** Stops the replica, collects results and traces, runs the checker. */
   async #finish(replay: string, crash: string): Promise<RunSummary> {
-    const replica = this.#children.findLast((c) => c.name.startsWith("replica-"));
+    const replica = this.#replicaProcesses.at(-1);
     if (replica && !replica.exited) {
       const s = await this.#stopReplica(replica);
       if (!crash && (s.signal || s.code !== 0)) {
@@ -282,12 +284,9 @@ class Run {
       }
     }
     let writesFailed = 0;
-    for (const p of this.#primaries) {
-      const json = await readJson(`${this.runDir}/primary-${p.phase}.out`);
-      // deno-lint-ignore no-explicit-any
-      const r = json as any;
-      writesFailed += r?.result?.writesFailed ?? 0;
-      for (const ms of r?.replication?.recoveryMs ?? []) this.#recoveryMs.push(Math.round(ms));
+    for (const { report } of this.#primaryEnds) {
+      writesFailed += report?.result.writesFailed ?? 0;
+      for (const ms of report?.replication.recoveryMs ?? []) this.#recoveryMs.push(Math.round(ms));
     }
     await this.#clearNetem();
     await this.#restoreLink();
@@ -327,15 +326,14 @@ class Run {
 
   /**
    * Every restarted replica must resume at least through the last log it acked before its
-   * death (its trace, written as it died, against the resume line it printed): a replica
-   * that acked a log and could not trust it after a restart lost it.
+   * death (its trace, written as it died, against its `resumed` event): a replica that
+   * acked a log and could not trust it after a restart lost it.
    */
   async #resumes(): Promise<{ violations: Violation[]; logs: number }> {
     const found: Violation[] = [];
     let logs = 0;
     for (let g = 2; g <= this.#replicaGeneration; g++) {
-      const text = await Deno.readTextFile(`${this.runDir}/replica-${g}.log`).catch(() => "");
-      const m = /resuming the write cache: released through seq (\d+), (\d+) retained/.exec(text);
+      const resumedEvent = this.#replicaProcesses[g - 1]?.events.find((e) => e.event === "resumed");
       let acked = 0;
       try {
         const before = await readTraceFile(`${this.runDir}/replica-${g - 1}.trace.jsonl`);
@@ -347,7 +345,7 @@ class Run {
       } catch {
         continue; // no trace from that replica: nothing to compare with
       }
-      const resumed = m ? Number(m[1]) + Number(m[2]) : 0;
+      const resumed = resumedEvent?.event === "resumed" ? resumedEvent.throughSeq : 0;
       if (resumed < acked) {
         logs += acked - resumed;
         found.push({
@@ -363,10 +361,10 @@ class Run {
   }
 
   /** SIGTERM (the replica closes cleanly and reports), SIGKILL after 15 s. */
-  async #stopReplica(replica: Child): Promise<Deno.CommandStatus> {
-    if (!replica.exited) replica.process.kill("SIGTERM");
-    const timer = setTimeout(() => this.#kill(replica), 15_000);
-    const s = await replica.status;
+  async #stopReplica(replica: Child): Promise<ToolEnd<unknown>> {
+    replica.stop();
+    const timer = setTimeout(() => replica.kill(), stopTimeoutMs);
+    const s = await replica.ended();
     clearTimeout(timer);
     this.#replicas.push({ generation: this.#replicas.length + 1, code: s.code, signal: s.signal });
     return s;
@@ -410,8 +408,8 @@ class Run {
   /** Kills what is left, removes netem, restores the link and the /dev/shm files. */
   async cleanup(): Promise<void> {
     for (const c of this.#children) {
-      if (!c.exited) this.#kill(c);
-      await c.status.catch(() => {});
+      c.kill();
+      await c.ended().catch(() => {});
     }
     await this.#clearNetem().catch(() => {});
     await this.#restoreLink().catch(() => {});
@@ -474,99 +472,76 @@ class Run {
     return { primary: p };
   }
 
-  async #startReplica(plan: FaultPlan): Promise<Child> {
+  async #startReplica(plan: FaultPlan): Promise<ReplicaProcess> {
     const generation = ++this.#replicaGeneration;
     const w = this.config.workload;
-    const ready = `/dev/shm/${this.#tag}-ready-${generation}`;
-    await Deno.remove(ready).catch(() => {});
-    const child = this.#spawn(this.#b, "cmd/replica.ts", `replica-${generation}`, [
-      "--device",
-      this.#b.device,
-      "--host",
-      this.#b.address,
-      "--port",
-      String(this.#port),
-      "--ready-file",
-      ready,
-      "--ring",
-      w.ring ?? "4m",
-      "--cache",
-      this.#replicaCache,
-      "--trace",
-      `${this.runDir}/replica-${generation}.trace.jsonl`,
-      "--fault-plan",
-      JSON.stringify(plan),
-      "--json",
-    ]);
-    const deadline = performance.now() + readyTimeoutMs;
-    while (performance.now() < deadline) {
-      const text = await Deno.readTextFile(ready).catch(() => "");
-      if (/^\d+\n$/.test(text)) {
-        this.#port = Number(text);
-        await Deno.remove(ready).catch(() => {});
-        return child;
-      }
-      if (child.exited) {
-        throw new Error(
-          `replica ${generation} exited before listening (see replica-${generation}.log)`,
-        );
-      }
-      await sleep(pollMs);
+    const name = `replica-${generation}`;
+    try {
+      const replica = await startReplica(this.#b, {
+        port: this.#port,
+        ring: w.ring ?? "4m",
+        cache: this.#replicaCache,
+        trace: `${this.runDir}/${name}.trace.jsonl`,
+        faultPlan: JSON.stringify(plan),
+      }, { ...this.#output(name), timeoutMs: runTimeoutMs });
+      this.#port = replica.port;
+      this.#children.push(replica);
+      this.#replicaProcesses.push(replica);
+      return replica;
+    } catch (error) {
+      throw new Error(
+        `replica ${generation} did not start listening (see ${name}.log): ${
+          (error as Error).message
+        }`,
+      );
     }
-    throw new Error(`replica ${generation} was not listening within ${readyTimeoutMs / 1000} s`);
   }
 
-  #startPrimary(phase: number, firstOp: number, count: number, recover: boolean): Child {
+  async #startPrimary(
+    phase: number,
+    firstOp: number,
+    count: number,
+    recover: boolean,
+  ): Promise<ToolProcess<CacheReport>> {
     const w = this.config.workload;
     this.#issued.push({ first: firstOp, count });
-    return this.#spawn(this.#a, "cmd/cache.ts", `primary-${phase}`, [
-      "--device",
-      this.#a.device,
-      "--host",
-      this.#b.address,
-      "--port",
-      String(this.#port),
-      "--cache",
-      this.#primaryCache,
-      "--backing",
-      this.#backing,
-      "--capacity",
-      w.capacity ?? "16m",
-      "--ring",
-      w.ring ?? "4m",
-      "--count",
-      String(count),
-      "--size",
-      w.sizes,
-      "--depth",
-      String(w.depth),
-      "--flush-every",
-      String(w.flushEvery),
-      "--seed",
-      String(this.seed),
-      "--first-op",
-      String(firstOp),
-      "--completions",
-      `${this.runDir}/completions.log`,
-      "--reconnect-for",
-      reconnectFor,
-      "--reconnect-delay-ms",
-      String(reconnectDelayMs),
-      "--fault-plan",
-      JSON.stringify(this.#primaryPlan(phase)),
-      "--trace",
-      `${this.runDir}/primary-${phase}.trace.jsonl`,
-      "--json",
-      ...(recover ? ["--recover", "--no-verify"] : []),
-    ]);
+    const link = { from: this.#a, to: this.#b, port: this.#port };
+    const primary = await startCache(link, {
+      cache: this.#primaryCache,
+      backing: this.#backing,
+      capacity: w.capacity ?? "16m",
+      ring: w.ring ?? "4m",
+      count,
+      size: w.sizes,
+      depth: w.depth,
+      flushEvery: w.flushEvery,
+      seed: this.seed,
+      firstOp,
+      completions: `${this.runDir}/completions.log`,
+      reconnectFor: reconnectForMs,
+      reconnectDelayMs,
+      faultPlan: JSON.stringify(this.#primaryPlan(phase)),
+      trace: `${this.runDir}/primary-${phase}.trace.jsonl`,
+      ...(recover ? { recover: true, verify: false } : {}),
+    }, { ...this.#output(`primary-${phase}`), timeoutMs: runTimeoutMs });
+    this.#children.push(primary);
+    return primary;
+  }
+
+  /** Where a child's stdout and stderr go in the run folder, and its environment. */
+  #output(name: string) {
+    return {
+      env: this.#env,
+      stdoutFile: `${this.runDir}/${name}.out`,
+      stderrFile: `${this.runDir}/${name}.log`,
+    };
   }
 
   /** Recovery time of a restarted primary: its death to its first new completion. */
   #watchFirstCompletion(before: number, killedAt: number, primary: Child): void {
     const watch = async () => {
       while (!primary.exited) {
-        const lines = (await this.#completions()).split("\n").filter(Boolean).length;
-        if (lines > before) {
+        if ((await this.#completedWrites()) > before) {
           this.#recoveryMs.push(Math.round(performance.now() - killedAt));
           return;
         }
@@ -576,42 +551,13 @@ class Run {
     watch().catch(() => {});
   }
 
-  #spawn(end: Endpoint, file: string, name: string, args: string[]): Child {
-    const argv = inNamespace(end, denoArgv(file, args));
-    const process = new Deno.Command(argv[0], {
-      args: argv.slice(1),
-      env: this.#env,
-      stdin: "null",
-      stdout: "piped",
-      stderr: "piped",
-    }).spawn();
-    const outPath = `${this.runDir}/${name}.out`;
-    const child: Child = { process, status: process.status, exited: false, name };
-    const pipes = Promise.all([
-      process.stdout.pipeTo(Deno.openSync(outPath, { write: true, create: true }).writable),
-      process.stderr.pipeTo(
-        Deno.openSync(`${this.runDir}/${name}.log`, { write: true, create: true }).writable,
-      ),
-    ]);
-    child.status = process.status.then(async (s) => {
-      await pipes.catch(() => {});
-      child.exited = true;
-      return s;
-    });
-    this.#children.push(child);
-    return child;
-  }
-
-  #kill(child: Child): void {
-    try {
-      child.process.kill("SIGKILL");
-    } catch {
-      // gone already
-    }
-  }
-
   async #completions(): Promise<string> {
     return await Deno.readTextFile(`${this.runDir}/completions.log`).catch(() => "");
+  }
+
+  /** Writes the completion log holds so far. */
+  async #completedWrites(): Promise<number> {
+    return decodeCompletions(await this.#completions()).completions.length;
   }
 
   async #deleteLink(seq: number, downMs: number): Promise<void> {

@@ -7,7 +7,6 @@
 import { readTraceFile, writeTraceFile } from "../trace/trace_file.ts";
 import type { TraceEvent, TraceNames } from "../trace/trace.ts";
 import { AckStatus } from "../log/ack.ts";
-import { lastJson } from "../lab/processes.ts";
 import { repoDir } from "../lab/paths.ts";
 import type { CheckResult } from "./check.ts";
 
@@ -134,14 +133,6 @@ export async function exists(path: string): Promise<boolean> {
 
 export async function writeJson(path: string, value: unknown): Promise<void> {
   await Deno.writeTextFile(path, JSON.stringify(value, null, 2) + "\n");
-}
-
-export async function readJson(path: string): Promise<unknown> {
-  try {
-    return lastJson(await Deno.readFile(path), path, 0);
-  } catch {
-    return undefined;
-  }
 }
 
 export function sleep(ms: number): Promise<void> {

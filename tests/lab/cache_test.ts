@@ -4,7 +4,10 @@
  * complete, then de-staged.
  */
 import assert from "node:assert/strict";
-import { randomSecret, runTool, startReplica } from "../../lib/lab/processes.ts";
+import { randomSecret } from "../../lib/lab/processes.ts";
+import type { CacheCommandOptions, CacheReport } from "../../lib/tools/cache.ts";
+import { runCache, startReplica } from "../../lib/tools/lab.ts";
+import type { ReplicaCommandOptions, ReplicaReport } from "../../lib/tools/replica.ts";
 import {
   GenericStatusCode,
   MediaStatusCode,
@@ -21,61 +24,42 @@ const env = { RRL_SECRET: randomSecret() };
 let run = 0;
 
 async function cacheRun(
-  replicaArgs: string[],
-  hostArgs: string[],
-  // deno-lint-ignore no-explicit-any
-): Promise<{ code: number; host: any; replica: any }> {
+  replicaArgs: Partial<ReplicaCommandOptions>,
+  hostArgs: Partial<CacheCommandOptions>,
+): Promise<{ code: number; host: CacheReport; replica: ReplicaReport }> {
   const dir = await Deno.makeTempDir({ dir: "/dev/shm", prefix: "rrl-cache-test-" });
   try {
-    await using replica = await startReplica(b, [
-      "--once",
-      "--json",
-      "--cache",
-      `${dir}/replica.cache`,
+    await using replica = await startReplica(b, {
+      once: true,
+      cache: `${dir}/replica.cache`,
       ...replicaArgs,
-    ], env);
-    const out = await runTool(a, "cmd/cache.ts", [
-      "--device",
-      a.device,
-      "--host",
-      b.address,
-      "--port",
-      String(replica.port),
-      "--cache",
-      `${dir}/primary.cache`,
-      "--backing",
-      `${dir}/backing-${run++}.img`,
-      "--json",
+    }, { env });
+    const out = await runCache({ from: a, to: b, port: replica.port }, {
+      cache: `${dir}/primary.cache`,
+      backing: `${dir}/backing-${run++}.img`,
       ...hostArgs,
-    ], { env, timeoutMs: 240_000 });
-    return { code: out.code, host: out.json, replica: await replica.result() };
+    }, { env, timeoutMs: 240_000 });
+    return { code: out.code, host: out.report, replica: await replica.report() };
   } finally {
     await Deno.remove(dir, { recursive: true }).catch(() => {});
   }
 }
 
 Deno.test("random writes, reads and flushes match the expected image; no command completes before its ack", async () => {
-  const { code, host, replica } = await cacheRun(["--ring", "4m"], [
-    "--ring",
-    "4m",
-    "--capacity",
-    "16m",
-    "-n",
-    "1500",
-    "-s",
-    "4k:50,16k:30,64k:20",
-    "-q",
-    "16",
-    "--flush-every",
-    "50",
-    "--seed",
-    "11",
-  ]);
+  const { code, host, replica } = await cacheRun({ ring: "4m" }, {
+    ring: "4m",
+    capacity: "16m",
+    count: 1500,
+    size: "4k:50,16k:30,64k:20",
+    depth: 16,
+    flushEvery: 50,
+    seed: 11,
+  });
   const r = host.result;
   assert.equal(code, 0);
   assert.equal(r.writesOk, 1500);
   assert.equal(r.flushes, 30);
-  assert.equal(r.orderViolations, 0, r.firstViolation);
+  assert.equal(r.orderViolations, 0, r.firstViolation ?? "");
   assert.equal(r.readMismatches, 0, "reads (cache first, backing second) see the newest data");
   assert.equal(
     r.backingMismatches,
@@ -92,22 +76,15 @@ Deno.test("random writes, reads and flushes match the expected image; no command
 });
 
 Deno.test("a full cache makes writes wait (backpressure in stats) and never overwrites un-de-staged logs", async () => {
-  const { code, host } = await cacheRun(["--ring", "256k"], [
-    "--ring",
-    "256k",
-    "--capacity",
-    "8m",
-    "-n",
-    "400",
-    "-s",
-    "64k",
-    "-q",
-    "16",
-    "--flush-every",
-    "0",
-    "--seed",
-    "12",
-  ]);
+  const { code, host } = await cacheRun({ ring: "256k" }, {
+    ring: "256k",
+    capacity: "8m",
+    count: 400,
+    size: "64k",
+    depth: 16,
+    flushEvery: 0,
+    seed: 12,
+  });
   assert.equal(code, 0);
   assert.equal(host.result.writesOk, 400);
   assert.ok(
@@ -127,22 +104,15 @@ Deno.test(
   "a replica answering CRC_MISMATCH fails that write with an error status; nothing reports success",
   longOnly,
   async () => {
-    const { code, host, replica } = await cacheRun(["--ring", "4m", "--fault", "7:CRC_MISMATCH"], [
-      "--ring",
-      "4m",
-      "--capacity",
-      "8m",
-      "-n",
-      "60",
-      "-s",
-      "16k",
-      "-q",
-      "4",
-      "--flush-every",
-      "20",
-      "--seed",
-      "13",
-    ]);
+    const { code, host, replica } = await cacheRun({ ring: "4m", fault: "7:CRC_MISMATCH" }, {
+      ring: "4m",
+      capacity: "8m",
+      count: 60,
+      size: "16k",
+      depth: 4,
+      flushEvery: 20,
+      seed: 13,
+    });
     const r = host.result;
     assert.equal(code, 1, "the run reports the failure");
     assert.equal(r.writesFailed, 1);
@@ -184,51 +154,34 @@ Deno.test("a backing store that fills up fails later writes with Write Fault and
     await Deno.truncate(backing, 16 << 20);
     const seed = 14;
     const completions = `${dir}/completions.log`;
-    const host = (more: string[], port: number) =>
-      runTool(a, "cmd/cache.ts", [
-        "--device",
-        a.device,
-        "--host",
-        b.address,
-        "--port",
-        String(port),
-        "--cache",
-        `${dir}/primary.cache`,
-        "--backing",
+    const host = (more: Partial<CacheCommandOptions>, port: number) =>
+      runCache({ from: a, to: b, port }, {
+        cache: `${dir}/primary.cache`,
         backing,
-        "--ring",
-        "4m",
-        "--capacity",
-        "16m",
-        "-s",
-        "16k",
-        "-q",
-        "8",
-        "--flush-every",
-        "0",
-        "--seed",
-        String(seed),
-        "--completions",
+        ring: "4m",
+        capacity: "16m",
+        size: "16k",
+        depth: 8,
+        flushEvery: 0,
+        seed,
         completions,
-        "--json",
         ...more,
-      ], { env, timeoutMs: 240_000 });
-    const replicaArgs = ["--once", "--json", "--ring", "4m", "--cache", `${dir}/replica.cache`];
+      }, { env, timeoutMs: 240_000 });
+    const replicaArgs = { once: true, ring: "4m", cache: `${dir}/replica.cache` };
 
     // Run 1: de-staging starts at half the ring (2 MiB) and fails in the 512 KiB file system.
     let first: Awaited<ReturnType<typeof host>>;
-    let replicaStats: Record<string, unknown>;
+    let replicaStats: ReplicaReport;
     {
-      await using replica = await startReplica(b, replicaArgs, env);
-      first = await host(["-n", "300"], replica.port);
-      replicaStats = await replica.result();
+      await using replica = await startReplica(b, replicaArgs, { env });
+      first = await host({ count: 300 }, replica.port);
+      replicaStats = await replica.report();
     }
-    // deno-lint-ignore no-explicit-any
-    const h = first.json as any;
+    const h = first.report;
     const r = h.result;
     assert.equal(first.code, 1, "the run reports the failure");
     assert.match(
-      h.firstFailure,
+      h.firstFailure ?? "",
       /^Backing store pwrite failed: ENOSPC \(.*\) at LBA \d+ of .*\/small\/backing\.img/,
       "the first cause names the call, the errno, the LBA and the file",
     );
@@ -240,7 +193,7 @@ Deno.test("a backing store that fills up fails later writes with Write Fault and
       { dnr: true },
     );
     for (const f of r.failures) assert.equal(f.status, writeFault, `op ${f.op}: Write Fault, DNR`);
-    assert.equal(r.orderViolations, 0, r.firstViolation);
+    assert.equal(r.orderViolations, 0, r.firstViolation ?? "");
     assert.equal(r.readMismatches, 0, "every acked write reads back (from the write cache)");
     assert.equal(r.backingMismatches, -1, "the final drain failed: not compared");
     assert.ok(h.stats.destage.destagedSeq < h.digest.lastSeq, "acked logs are not de-staged");
@@ -263,16 +216,12 @@ Deno.test("a backing store that fills up fails later writes with Write Fault and
     await sh(["mount", "-o", "remount,size=64m", small]);
     let second: Awaited<ReturnType<typeof host>>;
     {
-      await using replica = await startReplica(b, replicaArgs, env);
-      second = await host(
-        ["--recover", "--no-verify", "--first-op", "300", "-n", "1"],
-        replica.port,
-      );
-      await replica.result();
+      await using replica = await startReplica(b, replicaArgs, { env });
+      second = await host({ recover: true, verify: false, firstOp: 300, count: 1 }, replica.port);
+      await replica.report();
     }
-    // deno-lint-ignore no-explicit-any
-    const h2 = second.json as any;
-    assert.equal(second.code, 0, h2.firstFailure);
+    const h2 = second.report;
+    assert.equal(second.code, 0, h2.firstFailure ?? "");
     assert.equal(h2.firstFailure, undefined, "the restart de-staged everything (drain at close)");
     const final = await checkRun({
       seed,

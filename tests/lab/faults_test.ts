@@ -5,8 +5,11 @@
  * write cache while the host cache service reconnects and resends.
  */
 import assert from "node:assert/strict";
-import { randomSecret, runTool, startReplica } from "../../lib/lab/processes.ts";
+import { randomSecret } from "../../lib/lab/processes.ts";
 import { inNamespace } from "../../lib/lab/topology.ts";
+import { runCache, runPrimary, startReplica } from "../../lib/tools/lab.ts";
+import type { PrimaryCommandOptions, PrimaryReport } from "../../lib/tools/primary.ts";
+import type { ReplicaReport } from "../../lib/tools/replica.ts";
 import { labTopology } from "./support/verbs_pair.ts";
 import { longOnly } from "./support/long.ts";
 
@@ -15,30 +18,21 @@ const { a, b } = topology;
 const env = { RRL_SECRET: randomSecret() };
 const timeoutMs = 240_000;
 
-// deno-lint-ignore no-explicit-any
-type Json = any;
-
-/** cmd/primary.ts in namespace A against `port`; exit code and its JSON report. */
-async function primary(port: number, args: string[]): Promise<{ code: number; json: Json }> {
-  return await runTool(a, "cmd/primary.ts", [
-    "--device",
-    a.device,
-    "--host",
-    b.address,
-    "--port",
-    String(port),
-    "--ring",
-    "1m",
-    "--size",
-    "4k,16k",
-    "--depth",
-    "8",
-    "--json",
+/** cmd/primary.ts in namespace A against `port`; exit code and its report. */
+async function primary(
+  port: number,
+  args: Partial<PrimaryCommandOptions>,
+): Promise<{ code: number; json: PrimaryReport }> {
+  const out = await runPrimary({ from: a, to: b, port }, {
+    ring: "1m",
+    size: "4k,16k",
+    depth: 8,
     ...args,
-  ], { env, timeoutMs });
+  }, { env, timeoutMs });
+  return { code: out.code, json: out.report };
 }
 
-const replicaArgs = ["--ring", "1m", "--json"];
+const replicaArgs = { ring: "1m" };
 
 for (
   const [name, plan] of [
@@ -50,19 +44,15 @@ for (
     `${name}: the session is replaced, unacked logs are resent, every log is replicated once`,
     longOnly,
     async () => {
-      await using replica = await startReplica(b, replicaArgs, env);
-      const p = await primary(replica.port, [
-        "--count",
-        "300",
-        "--reconnect",
-        "5",
-        "--reconnect-delay-ms",
-        "200",
-        "--fault-plan",
-        JSON.stringify(plan),
-      ]);
+      await using replica = await startReplica(b, replicaArgs, { env });
+      const p = await primary(replica.port, {
+        count: 300,
+        reconnect: 5,
+        reconnectDelayMs: 200,
+        faultPlan: JSON.stringify(plan),
+      });
       replica.stop();
-      const r: Json = await replica.result();
+      const r: ReplicaReport = await replica.report();
       assert.equal(p.code, 0, `the primary failed: ${p.json.result.failure}`);
       assert.equal(p.json.result.acked, 300);
       assert.equal(p.json.result.inOrder, true);
@@ -83,25 +73,19 @@ Deno.test(
   "a dropped ack: the ack timeout replaces the session and the WELCOME proves the log was replicated",
   longOnly,
   async () => {
-    await using replica = await startReplica(b, [
+    await using replica = await startReplica(b, {
       ...replicaArgs,
-      "--fault-plan",
-      JSON.stringify({ replica: { dropAck: 30 } }),
-    ], env);
-    const p = await primary(replica.port, [
-      "--count",
-      "120",
-      "--depth",
-      "1",
-      "--ack-timeout-ms",
-      "1500",
-      "--reconnect",
-      "5",
-      "--reconnect-delay-ms",
-      "200",
-    ]);
+      faultPlan: JSON.stringify({ replica: { dropAck: 30 } }),
+    }, { env });
+    const p = await primary(replica.port, {
+      count: 120,
+      depth: 1,
+      ackTimeoutMs: 1500,
+      reconnect: 5,
+      reconnectDelayMs: 200,
+    });
     replica.stop();
-    const r: Json = await replica.result();
+    const r: ReplicaReport = await replica.report();
     assert.equal(p.code, 0, `the primary failed: ${p.json.result.failure}`);
     assert.equal(p.json.result.acked, 120);
     assert.ok(r.sessions >= 2, "the silent replica was given up on and reconnected to");
@@ -114,14 +98,13 @@ Deno.test(
   "a replica killed after persisting log 50, before its ack: no log it did not ack is reported replicated",
   longOnly,
   async () => {
-    await using replica = await startReplica(b, [
+    await using replica = await startReplica(b, {
       ...replicaArgs,
-      "--fault-plan",
-      JSON.stringify({ replica: { kill: { seq: 50, point: "after-persist" } } }),
-    ], env);
-    const p = await primary(replica.port, ["--count", "300"]);
-    const died = await replica.result().then(() => "reported", (e) => (e as Error).message);
-    assert.match(died, /printed no JSON/, "the replica died without a report (SIGKILL)");
+      faultPlan: JSON.stringify({ replica: { kill: { seq: 50, point: "after-persist" } } }),
+    }, { env });
+    const p = await primary(replica.port, { count: 300 });
+    const died = await replica.report().then(() => "reported", (e) => (e as Error).message);
+    assert.match(died, /printed no report/, "the replica died without a report (SIGKILL)");
     assert.equal(p.code, 1, "the primary reports the failure");
     assert.ok(p.json.result.failure, "the session failure is named");
     assert.ok(
@@ -133,25 +116,17 @@ Deno.test(
 );
 
 Deno.test("a replica restarted empty after a kill: the primary refuses its WELCOME instead of losing acked logs", async () => {
-  const first = await startReplica(b, [
+  const first = await startReplica(b, {
     ...replicaArgs,
-    "--fault-plan",
-    JSON.stringify({ replica: { kill: { seq: 50, point: "after-ack" } } }),
-  ], env);
+    faultPlan: JSON.stringify({ replica: { kill: { seq: 50, point: "after-ack" } } }),
+  }, { env });
   const port = first.port;
-  const run = primary(port, [
-    "--count",
-    "300",
-    "--reconnect",
-    "40",
-    "--reconnect-delay-ms",
-    "250",
-  ]);
-  await first.result().catch(() => {});
-  await using second = await startReplica(b, [...replicaArgs, "--port", String(port)], env);
+  const run = primary(port, { count: 300, reconnect: 40, reconnectDelayMs: 250 });
+  await first.ended();
+  await using second = await startReplica(b, { ...replicaArgs, port }, { env });
   const p = await run;
   assert.equal(p.code, 1);
-  assert.match(p.json.result.failure, /state is impossible/);
+  assert.match(p.json.result.failure ?? "", /state is impossible/);
   assert.ok(p.json.result.acked >= 50, "the logs acked before the kill stay acked");
   second.stop();
 });
@@ -160,25 +135,15 @@ Deno.test(
   "a primary killed right after posting log 30: the replica ends the session cleanly and holds what arrived",
   longOnly,
   async () => {
-    await using replica = await startReplica(b, [...replicaArgs, "--once"], env);
-    const p = await runTool(a, "cmd/primary.ts", [
-      "--device",
-      a.device,
-      "--host",
-      b.address,
-      "--port",
-      String(replica.port),
-      "--ring",
-      "1m",
-      "--depth",
-      "4",
-      "--count",
-      "200",
-      "--fault-plan",
-      JSON.stringify({ primary: { kill: { seq: 30 } } }),
-    ], { env, timeoutMs }).catch((e) => e as Error);
+    await using replica = await startReplica(b, { ...replicaArgs, once: true }, { env });
+    const p = await runPrimary({ from: a, to: b, port: replica.port }, {
+      ring: "1m",
+      depth: 4,
+      count: 200,
+      faultPlan: JSON.stringify({ primary: { kill: { seq: 30 } } }),
+    }, { env, timeoutMs }).catch((e) => e as Error);
     assert.ok(p instanceof Error, "the primary died without a report");
-    const r: Json = await replica.result();
+    const r: ReplicaReport = await replica.report();
     assert.ok(r.accepted >= 29 && r.accepted <= 30, `the replica accepted ${r.accepted}`);
     assert.equal(r.digest.count, r.accepted);
   },
@@ -187,24 +152,19 @@ Deno.test(
 Deno.test("a replica killed and restarted at once from its write cache: a primary reconnecting for 60 s (doubling waits, jitter) outlasts the restart and every log is replicated once", async () => {
   const dir = await Deno.makeTempDir({ dir: "/dev/shm", prefix: "rrl-fault-test-" });
   try {
-    const cacheArgs = ["--ring", "1m", "--cache", `${dir}/replica.cache`, "--json"];
-    const first = await startReplica(b, [
+    const cacheArgs = { ring: "1m", cache: `${dir}/replica.cache` };
+    const first = await startReplica(b, {
       ...cacheArgs,
-      "--fault-plan",
-      JSON.stringify({ replica: { kill: { seq: 30, point: "after-persist" } } }),
-    ], env);
+      faultPlan: JSON.stringify({ replica: { kill: { seq: 30, point: "after-persist" } } }),
+    }, { env });
     const port = first.port;
     // A replica with a cache retains every log until a RELEASE, which cmd/primary.ts never
     // sends: the run must fit in its ring (60 x 4 KiB in 1 MiB).
-    const run = primary(port, ["--count", "60", "--size", "4k", "--reconnect-for", "60s"]);
-    await first.result().catch(() => {});
+    const run = primary(port, { count: 60, size: "4k", reconnectFor: 60_000 });
+    await first.ended();
     // Restarted at once: its Deno start alone takes seconds in the lab VM.
     const restarted = performance.now();
-    await using second = await startReplica(
-      b,
-      [...cacheArgs, "--port", String(port), "--once"],
-      env,
-    );
+    await using second = await startReplica(b, { ...cacheArgs, port, once: true }, { env });
     const restartMs = performance.now() - restarted;
     const p = await run;
     console.log(
@@ -212,7 +172,7 @@ Deno.test("a replica killed and restarted at once from its write cache: a primar
     );
     assert.equal(p.code, 0, `the primary failed: ${p.json.result.failure}`);
     assert.equal(p.json.result.acked, 60);
-    const r: Json = await second.result();
+    const r: ReplicaReport = await second.report();
     assert.equal(r.nextSeq, 61, "the restarted replica holds every log");
     assert.ok(r.accepted >= 30 && r.accepted <= 31, `it accepted the rest (${r.accepted})`);
   } finally {
@@ -223,53 +183,30 @@ Deno.test("a replica killed and restarted at once from its write cache: a primar
 Deno.test("host cache service: the replica is killed at log 100 and restarted from its write cache; the service reconnects, resends, and every write completes correctly", async () => {
   const dir = await Deno.makeTempDir({ dir: "/dev/shm", prefix: "rrl-fault-test-" });
   try {
-    const cacheArgs = ["--ring", "4m", "--cache", `${dir}/replica.cache`, "--json"];
-    const first = await startReplica(b, [
+    const cacheArgs = { ring: "4m", cache: `${dir}/replica.cache` };
+    const first = await startReplica(b, {
       ...cacheArgs,
-      "--fault-plan",
-      JSON.stringify({ replica: { kill: { seq: 100, point: "after-persist" } } }),
-    ], env);
+      faultPlan: JSON.stringify({ replica: { kill: { seq: 100, point: "after-persist" } } }),
+    }, { env });
     const port = first.port;
-    const run = runTool(a, "cmd/cache.ts", [
-      "--device",
-      a.device,
-      "--host",
-      b.address,
-      "--port",
-      String(port),
-      "--cache",
-      `${dir}/primary.cache`,
-      "--backing",
-      `${dir}/backing.img`,
-      "--ring",
-      "4m",
-      "--capacity",
-      "16m",
-      "-n",
-      "400",
-      "-s",
-      "4k:50,16k:30,64k:20",
-      "-q",
-      "8",
-      "--flush-every",
-      "50",
-      "--seed",
-      "21",
-      "--reconnect-for",
-      "60s",
-      "--reconnect-delay-ms",
-      "250",
-      "--json",
-    ], { env, timeoutMs });
-    await first.result().catch(() => {});
-    await using second = await startReplica(
-      b,
-      [...cacheArgs, "--port", String(port), "--once"],
-      env,
-    );
+    const run = runCache({ from: a, to: b, port }, {
+      cache: `${dir}/primary.cache`,
+      backing: `${dir}/backing.img`,
+      ring: "4m",
+      capacity: "16m",
+      count: 400,
+      size: "4k:50,16k:30,64k:20",
+      depth: 8,
+      flushEvery: 50,
+      seed: 21,
+      reconnectFor: 60_000,
+      reconnectDelayMs: 250,
+    }, { env, timeoutMs });
+    await first.ended();
+    await using second = await startReplica(b, { ...cacheArgs, port, once: true }, { env });
     const out = await run;
-    const host: Json = out.json;
-    const r: Json = await second.result();
+    const host = out.report;
+    const r: ReplicaReport = await second.report();
     assert.equal(out.code, 0, `the host run failed: ${JSON.stringify(host.result.failures)}`);
     assert.equal(host.result.writesOk, 400);
     assert.equal(host.result.orderViolations, 0, "no write completed before its ack");
@@ -310,7 +247,7 @@ Deno.test({
   ignore: topology.kind !== "pair" || longOnly.ignore,
   async fn() {
     await sh(a, ["modprobe", "sch_netem"]).catch(() => ""); // built in on some kernels
-    await using replica = await startReplica(b, replicaArgs, env);
+    await using replica = await startReplica(b, replicaArgs, { env });
     const before = await rxeCounter(a, "completer_retry_err");
     await sh(a, [
       "tc",
@@ -332,9 +269,9 @@ Deno.test({
       "10%",
     ]);
     try {
-      const p = await primary(replica.port, ["--count", "300", "--qp-timeout", "12"]);
+      const p = await primary(replica.port, { count: 300, qpTimeout: 12 });
       replica.stop();
-      const r: Json = await replica.result();
+      const r: ReplicaReport = await replica.report();
       assert.equal(p.code, 0, `the primary failed: ${p.json.result.failure}`);
       assert.equal(p.json.result.acked, 300);
       assert.equal(r.accepted, 300);
@@ -351,19 +288,18 @@ Deno.test({
 // Each RNR test has one outcome it must reach: a check that passed on either outcome could
 // not fail.
 Deno.test("a replica short of RECVs and stalled: rxe sends RNR NAKs and a primary without RNR retries fails with the RNR error, in bounded time, nothing unaccepted counted acked", async () => {
-  await using replica = await startReplica(b, [
+  await using replica = await startReplica(b, {
     ...replicaArgs,
-    "--fault-plan",
-    JSON.stringify({ replica: { recvSlots: 2, stall: { seq: 1, ms: 3000 } } }),
-  ], env);
+    faultPlan: JSON.stringify({ replica: { recvSlots: 2, stall: { seq: 1, ms: 3000 } } }),
+  }, { env });
   const before = await rxeCounter(a, "rcvd_rnr_err");
-  const p = await primary(replica.port, ["--count", "40", "--size", "4k", "--rnr-retry", "0"]);
+  const p = await primary(replica.port, { count: 40, size: "4k", rnrRetry: 0 });
   const after = await rxeCounter(a, "rcvd_rnr_err");
   replica.stop();
-  const r: Json = await replica.result();
+  const r: ReplicaReport = await replica.report();
   assert.ok(after > before, `the primary's QP received RNR NAKs (${before} -> ${after})`);
   assert.equal(p.code, 1, "the primary failed");
-  assert.match(p.json.result.failure, /RNR/);
+  assert.match(p.json.result.failure ?? "", /RNR/);
   assert.ok(p.json.result.acked <= r.accepted);
 });
 
@@ -371,16 +307,15 @@ Deno.test(
   "a replica posting 2 RECVs for a primary 8 deep: rxe sends RNR NAKs, and with reconnect every log is replicated once (retried by rxe or resent on a new session)",
   longOnly,
   async () => {
-    await using replica = await startReplica(b, [
+    await using replica = await startReplica(b, {
       ...replicaArgs,
-      "--fault-plan",
-      JSON.stringify({ replica: { recvSlots: 2 } }),
-    ], env);
+      faultPlan: JSON.stringify({ replica: { recvSlots: 2 } }),
+    }, { env });
     const before = await rxeCounter(a, "rcvd_rnr_err");
-    const p = await primary(replica.port, ["--count", "200", "--size", "4k", "--reconnect", "3"]);
+    const p = await primary(replica.port, { count: 200, size: "4k", reconnect: 3 });
     const after = await rxeCounter(a, "rcvd_rnr_err");
     replica.stop();
-    const r: Json = await replica.result();
+    const r: ReplicaReport = await replica.report();
     assert.ok(after > before, `the primary's QP received RNR NAKs (${before} -> ${after})`);
     assert.equal(p.code, 0, `the primary failed: ${p.json.result.failure}`);
     assert.equal(p.json.result.acked, 200);

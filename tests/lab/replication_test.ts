@@ -4,9 +4,11 @@
  * veth (or both on one device in loopback mode).
  */
 import assert from "node:assert/strict";
-import { denoArgv, randomSecret, runTool, startReplica } from "../../lib/lab/processes.ts";
+import { randomSecret } from "../../lib/lab/processes.ts";
 import { labDir } from "../../lib/lab/paths.ts";
-import { inNamespace } from "../../lib/lab/topology.ts";
+import { startPrimary, startReplica } from "../../lib/tools/lab.ts";
+import { runTool, scriptTool } from "../../lib/tools/spawn.ts";
+import type { PrimaryReport } from "../../lib/tools/primary.ts";
 import { labTopology } from "./support/verbs_pair.ts";
 import { longOnly } from "./support/long.ts";
 
@@ -15,8 +17,10 @@ const { a, b } = topology;
 const env = { RRL_SECRET: randomSecret() };
 const timeoutMs = 180_000;
 
+const primaryScenario = scriptTool("tests/lab/tools/primary_scenario.ts");
+
 async function scenario(name: string, port: number, args: string[] = []) {
-  const out = await runTool(a, "tests/lab/tools/primary_scenario.ts", [
+  const out = await runTool(primaryScenario, [
     name,
     "--device",
     a.device,
@@ -25,10 +29,11 @@ async function scenario(name: string, port: number, args: string[] = []) {
     "--port",
     String(port),
     ...args,
-  ], { env, timeoutMs });
+  ], { end: a, env, timeoutMs });
   assert.equal(out.code, 0, `scenario ${name} exited with ${out.code}`);
+  // The test program's own report: each test reads the fields of its scenario.
   // deno-lint-ignore no-explicit-any
-  return out.json as any;
+  return out.report as any;
 }
 
 // Depth 32 runs in every suite; depth 1 (the same ring wraps, one log at a time) in the long set.
@@ -37,16 +42,12 @@ for (const depth of [1, 32]) {
     `depth ${depth}: thousands of mixed-size logs through many ring wraps arrive byte for byte, acked in sequence`,
     depth === 1 ? longOnly : {},
     async () => {
-      await using replica = await startReplica(b, [
-        "--ring",
-        "256k",
-        "--slots",
-        "64",
-        "--once",
-        "--json",
-        "--verify-seed",
-        "7",
-      ], env);
+      await using replica = await startReplica(b, {
+        ring: "256k",
+        slots: 64,
+        once: true,
+        verifySeed: 7,
+      }, { env });
       const count = depth === 1 ? 1000 : 2000; // >= 10 wraps of the 256 KiB ring either way
       const p = await scenario("bulk", replica.port, [
         "--ring",
@@ -56,8 +57,7 @@ for (const depth of [1, 32]) {
         "--count",
         String(count),
       ]);
-      // deno-lint-ignore no-explicit-any
-      const r = (await replica.result()) as any;
+      const r = await replica.report();
       assert.equal(p.result.acked, count, "every log acked");
       assert.equal(p.result.refused, 0);
       assert.equal(p.result.failure, undefined);
@@ -72,21 +72,18 @@ for (const depth of [1, 32]) {
         p.digest,
         "the replica's digest of its own bytes equals the primary's",
       );
-      assert.equal(r.verify.checked, count);
-      assert.equal(r.verify.mismatches, 0, "every byte at the replica is what the workload wrote");
+      assert.equal(r.verify?.checked, count);
+      assert.equal(r.verify?.mismatches, 0, "every byte at the replica is what the workload wrote");
     },
   );
 }
 
 Deno.test("a stream reports a refused log to its producer, keeps at most its depth in flight and ends on a bad log description", async () => {
-  await using replica = await startReplica(b, [
-    "--ring",
-    "256k",
-    "--once",
-    "--json",
-    "--fault",
-    "7:CRC_MISMATCH",
-  ], env);
+  await using replica = await startReplica(b, {
+    ring: "256k",
+    once: true,
+    fault: "7:CRC_MISMATCH",
+  }, { env });
   const p = await scenario("stream", replica.port);
   assert.deepEqual(p.seen.failed, ["7:ReplicationError"], "seq 7 refused, reported once");
   assert.deepEqual(
@@ -106,14 +103,13 @@ Deno.test("a stream reports a refused log to its producer, keeps at most its dep
   assert.ok(
     p.seen.replicated.every((s: number, i: number) => i === 0 || s > p.seen.replicated[i - 1]),
   );
-  // deno-lint-ignore no-explicit-any
-  const r = (await replica.result()) as any;
+  const r = await replica.report();
   assert.equal(r.accepted, 45);
   assert.deepEqual(r.digest, p.digest, "the replica holds exactly what the producer heard acked");
 });
 
 Deno.test("a wrong CRC, bad offsets, a sequence gap, a repeat and a garbage record get their status; the replica keeps serving", async () => {
-  await using replica = await startReplica(b, ["--ring", "256k", "--once", "--json"], env);
+  await using replica = await startReplica(b, { ring: "256k", once: true }, { env });
   const p = await scenario("refusals", replica.port);
   const status = Object.fromEntries(
     p.answers.map((x: { name: string; status: string }) => [x.name, x.status]),
@@ -135,8 +131,7 @@ Deno.test("a wrong CRC, bad offsets, a sequence gap, a repeat and a garbage reco
     [4, 5, 6, 7, 8],
     "valid logs after the refusals are accepted in sequence",
   );
-  // deno-lint-ignore no-explicit-any
-  const r = (await replica.result()) as any;
+  const r = await replica.report();
   assert.equal(r.accepted, 8);
   assert.deepEqual(r.digest, p.digest);
   assert.deepEqual(r.refused, {
@@ -149,16 +144,12 @@ Deno.test("a wrong CRC, bad offsets, a sequence gap, a repeat and a garbage reco
 });
 
 Deno.test("under a slow replica the primary never has more bytes in flight than the replica released", async () => {
-  await using replica = await startReplica(b, [
-    "--ring",
-    "64k",
-    "--slots",
-    "64",
-    "--once",
-    "--json",
-    "--slow-us",
-    "3000",
-  ], env);
+  await using replica = await startReplica(b, {
+    ring: "64k",
+    slots: 64,
+    once: true,
+    slowUs: 3000,
+  }, { env });
   const p = await scenario("credits", replica.port, [
     "--ring",
     "64k",
@@ -169,8 +160,7 @@ Deno.test("under a slow replica the primary never has more bytes in flight than 
     "--sizes",
     "16k",
   ]);
-  // deno-lint-ignore no-explicit-any
-  const r = (await replica.result()) as any;
+  const r = await replica.report();
   assert.equal(p.result.acked, 300);
   assert.ok(
     p.stats.maxAheadBytes <= 65536,
@@ -183,7 +173,7 @@ Deno.test("under a slow replica the primary never has more bytes in flight than 
 });
 
 Deno.test("bootstrap refusals (wrong secret, wrong version, junk, oversized frame) leave the replica serving", async () => {
-  await using replica = await startReplica(b, ["--ring", "256k", "--once", "--json"], env);
+  await using replica = await startReplica(b, { ring: "256k", once: true }, { env });
   const p = await scenario("bootstrap", replica.port);
   assert.equal(p.refusals.wrongSecret, "BAD_AUTH");
   assert.equal(p.refusals.wrongVersion.refused, "BAD_VERSION");
@@ -196,34 +186,14 @@ Deno.test("bootstrap refusals (wrong secret, wrong version, junk, oversized fram
     `oversized frame refused: ${JSON.stringify(p.refusals.oversized)}`,
   );
   assert.deepEqual(p.after, [1, 2, 3, 4, 5], "a correct primary is served afterwards");
-  // deno-lint-ignore no-explicit-any
-  const r = (await replica.result()) as any;
+  const r = await replica.report();
   assert.equal(r.accepted, 5);
   assert.equal(r.sessions, 1);
 });
 
-/** Runs `argv` to its end; `onStderr` gets its stderr so far as each part arrives. */
-async function runWatched(argv: string[], onStderr: (text: string) => void) {
-  const child = new Deno.Command(argv[0], {
-    args: argv.slice(1),
-    env,
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-    signal: AbortSignal.timeout(timeoutMs),
-  }).spawn();
-  const stdout = new Response(child.stdout).text();
-  let stderr = "";
-  for await (const part of child.stderr.pipeThrough(new TextDecoderStream())) {
-    stderr += part;
-    onStderr(stderr);
-  }
-  return { code: (await child.status).code, stdout: await stdout, stderr };
-}
-
 Deno.test("silent connections held from the primary's namespace do not keep a real primary out", async () => {
   // Not --once: the replica must outlive the primary until the holder has stopped.
-  await using replica = await startReplica(b, ["--ring", "1m", "--json"], env);
+  await using replica = await startReplica(b, { ring: "1m" }, { env });
   await Deno.mkdir(labDir, { recursive: true });
   const dir = await Deno.makeTempDir({ dir: labDir, prefix: "hold-slots-" });
   const [startedFile, relentFile, stopFile] = ["started", "relent", "stop"].map((f) =>
@@ -232,52 +202,54 @@ Deno.test("silent connections held from the primary's namespace do not keep a re
   // Until the primary reports a BUSY retry, the holder re-takes each slot the replica frees;
   // then it re-opens 10 silent sockets every 3.5 s. Before the fix they took all 8 slots for
   // 5 s (the control timeout), leaving no gap, and the primary gave up at its first BUSY.
-  const holder = runTool(a, "tests/lab/tools/hold_slots.ts", [
+  const holder = runTool(scriptTool("tests/lab/tools/hold_slots.ts"), [
     ...["--host", b.address, "--port", String(replica.port), "--sockets", "10"],
     ...["--every-ms", "3500", "--started-file", startedFile, "--relent-file", relentFile],
     ...["--stop-file", stopFile],
-  ], { env, timeoutMs });
-  let primary: { code: number; stdout: string; stderr: string };
+  ], { end: a, env, timeoutMs });
+  let primary: { code: number; report?: PrimaryReport; retries: number };
   try {
     for (const t0 = performance.now(); !(await Deno.stat(startedFile).catch(() => null));) {
       assert.ok(performance.now() - t0 < 60_000, "the slot holder did not start within 60 s");
       await Promise.race([holder, new Promise((r) => setTimeout(r, 100))]);
     }
-    const argv = inNamespace(
-      a,
-      denoArgv("cmd/primary.ts", [
-        ...["--device", a.device, "--host", b.address, "--port", String(replica.port)],
-        ...["--ring", "1m", "--size", "4k", "--depth", "8", "--count", "200", "--json"],
-      ]),
-    );
     let relented = false;
-    primary = await runWatched(argv, (stderr) => {
-      if (relented || !/; retry \d+ in \d+ ms/.test(stderr)) return;
-      relented = true;
-      Deno.writeTextFileSync(relentFile, "");
-    });
+    const run = await startPrimary(
+      { from: a, to: b, port: replica.port },
+      { ring: "1m", size: "4k", depth: 8, count: 200 },
+      {
+        env,
+        timeoutMs,
+        onEvent: (event) => {
+          if (relented || event.event !== "busy-retry") return;
+          relented = true;
+          Deno.writeTextFileSync(relentFile, "");
+        },
+      },
+    );
+    const end = await run.ended();
+    const retries = run.events.filter((e) => e.event === "busy-retry").length;
+    primary = { code: end.code, report: end.report, retries };
   } finally {
     await Deno.writeTextFile(stopFile, "");
   }
   type Tally = { challenges: number; busy: number; other: string[] };
-  const h = (await holder).json as {
+  const h = (await holder).report as {
     continuous: Tally;
     rounds: Tally[];
     challengeMs: number[];
     heldMs: number[];
   };
   await Deno.remove(dir, { recursive: true });
-  const retries = primary.stderr.match(/; retry \d+ in \d+ ms/g)?.length ?? 0;
+  const retries = primary.retries;
   const range = (ms: number[]) => `${Math.min(...ms)}..${Math.max(...ms)} ms`;
   console.log(
     `hold-slots: held continuously ${JSON.stringify(h.continuous)}, then ${h.rounds.length} ` +
       `rounds ${JSON.stringify(h.rounds)}; CHALLENGE after ${range(h.challengeMs)}; slots ` +
       `held ${range(h.heldMs)}; the primary retried BUSY ${retries} times`,
   );
-  assert.equal(primary.code, 0, `the primary failed:\n${primary.stderr.slice(-2000)}`);
-  // deno-lint-ignore no-explicit-any
-  const p = JSON.parse(primary.stdout.trim().split("\n").at(-1)!) as any;
-  assert.equal(p.result.acked, 200);
+  assert.equal(primary.code, 0, "the primary failed (see its messages above)");
+  assert.equal(primary.report?.result.acked, 200);
   for (const tally of [h.continuous, ...h.rounds]) {
     assert.deepEqual(tally.other, [], "every connection got a CHALLENGE or a REFUSE BUSY");
   }
@@ -288,18 +260,13 @@ Deno.test("silent connections held from the primary's namespace do not keep a re
     assert.ok(ms >= 1800 && ms < 4500, `a silent socket held its slot ${ms} ms, not about 2 s`);
   }
   replica.stop();
-  // deno-lint-ignore no-explicit-any
-  const r = (await replica.result()) as any;
+  const r = await replica.report();
   assert.equal(r.accepted, 200);
   assert.equal(r.sessions, 1);
 });
 
 Deno.test("a retaining replica frees space only on RELEASE; a full ring fails a write in bounded time", async () => {
-  await using replica = await startReplica(
-    b,
-    ["--ring", "64k", "--retain", "--once", "--json"],
-    env,
-  );
+  await using replica = await startReplica(b, { ring: "64k", retain: true, once: true }, { env });
   const p = await scenario("retain", replica.port, ["--ring", "64k"]);
   assert.deepEqual(p.first, [1, 2, 3, 4]);
   assert.equal(p.blocked, "BackpressureError", "the fifth log found no room and failed");
@@ -310,8 +277,7 @@ Deno.test("a retaining replica frees space only on RELEASE; a full ring fails a 
   assert.equal(p.afterRelease, 5, "after RELEASE through seq 2 the next log fits");
   assert.equal(p.badRelease, "BAD_RELEASE");
   assert.equal(p.stats.admissionTimeouts, 1);
-  // deno-lint-ignore no-explicit-any
-  const r = (await replica.result()) as any;
+  const r = await replica.report();
   assert.equal(r.accepted, 5);
   assert.ok(r.releases >= 2, `the replica saw the RELEASE records (${r.releases})`);
   assert.equal(r.refused.BAD_RELEASE, 1);

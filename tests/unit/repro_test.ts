@@ -13,6 +13,7 @@ import { Prng } from "../../lib/prng.ts";
 import { checkRun, parseCompletions, type Violation } from "../../lib/repro/check.ts";
 import { rejectedSeqs } from "../../lib/repro/run_folder.ts";
 import { checkConfig, type ScenarioConfig } from "../../lib/repro/scenario.ts";
+import { encodeCompletion } from "../../lib/tools/cache.ts";
 import type { TraceEvent } from "../../lib/trace/trace.ts";
 import random from "../../scenarios/random.ts";
 
@@ -34,7 +35,9 @@ function backing(dir: string, writes: Write[]): string {
 }
 
 function completions(writes: Write[]): string {
-  return writes.map(([op, seq, lba, n]) => `${op} ${seq} ${lba} ${n}\n`).join("");
+  return writes.map(([op, seq, lba, blocks]) => encodeCompletion({ op, seq, lba, blocks })).join(
+    "",
+  );
 }
 
 async function check(
@@ -154,10 +157,12 @@ Deno.test("checker: the replica's write cache completes the failover image; with
 
 Deno.test("completion log: a torn last line is ignored, a malformed one before it is reported", () => {
   const out: Violation[] = [];
-  assert.equal(parseCompletions("1 1 0 1\n2 2 4 1\n3 3", out).length, 2);
+  const text = completions([[1, 1, 0, 1], [2, 2, 4, 1], [3, 3, 8, 1]]);
+  assert.equal(parseCompletions(text.slice(0, -10), out).length, 2);
   assert.equal(out.length, 0);
-  parseCompletions("1 1 0 1\nxx\n2 2 4 1\n", out);
+  parseCompletions(`${completions([[1, 1, 0, 1]])}xx\n${completions([[2, 2, 4, 1]])}`, out);
   assert.equal(out[0].kind, "bad-input");
+  assert.match(out[0].detail, /line 2/);
 });
 
 Deno.test("rejected logs: a refusal of the log itself, not SEQ_GAP, and not one later accepted", () => {

@@ -31,6 +31,7 @@ import {
   pageSize,
 } from "../../ffi/libc.ts";
 import { assert } from "../assert.ts";
+import { openInOrder } from "../dispose.ts";
 import { crc32cAt } from "../log/crc32c.ts";
 import {
   decodeRecord,
@@ -424,13 +425,10 @@ function withFd(
   created: string | undefined,
   body: (hold: { cache?: WriteCache }) => WriteCache,
 ): WriteCache {
-  const hold: { cache?: WriteCache } = {};
-  try {
+  return openInOrder((stack) => {
+    if (created !== undefined) stack.defer(() => Deno.removeSync(created));
+    const hold: { cache?: WriteCache } = {};
+    stack.defer(() => hold.cache ? hold.cache.close() : libc.symbols.close(fd));
     return body(hold);
-  } catch (error) {
-    if (hold.cache) hold.cache.close();
-    else libc.symbols.close(fd);
-    if (created !== undefined) Deno.removeSync(created);
-    throw error;
-  }
+  });
 }

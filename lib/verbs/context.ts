@@ -12,6 +12,7 @@ import { VerbsError } from "./errors.ts";
 import { formatGid, gidType, ipv4OfGid } from "./gid.ts";
 import { brandPointer, type ContextPtr, type DevicePtr } from "./handles.ts";
 import { Resource } from "./resource.ts";
+import { closeAfter } from "../dispose.ts";
 
 const encoder = new TextEncoder();
 const gidIndexMax = 256;
@@ -114,12 +115,16 @@ export class Context extends Resource {
       if (!value) throw new Error(`${name}: ibv_context.${path} is NULL`);
       return value;
     };
-    this.ops = {
-      postSend: fn("ops.post_send"),
-      postRecv: fn("ops.post_recv"),
-      pollCq: fn("ops.poll_cq"),
-      reqNotifyCq: fn("ops.req_notify_cq"),
-    };
+    try {
+      this.ops = {
+        postSend: fn("ops.post_send"),
+        postRecv: fn("ops.post_recv"),
+        pollCq: fn("ops.poll_cq"),
+        reqNotifyCq: fn("ops.req_notify_cq"),
+      };
+    } catch (error) {
+      throw closeAfter(this, error); // the device is open: close it again
+    }
   }
 
   /** Opens device `name`; the error lists the devices that exist. */

@@ -19,6 +19,7 @@ import { CompletionError, ResourceError, verbsError } from "./errors.ts";
 import { addressOf, brandPointer, type ChannelPtr, type CqPtr } from "./handles.ts";
 import { armed, HOT, injectedHotErrno } from "./inject.ts";
 import { Resource } from "./resource.ts";
+import { closeAfter } from "../dispose.ts";
 
 /** Largest CQ this layer creates. */
 export const cqEntriesMax = 65536;
@@ -66,7 +67,8 @@ export class CompletionChannel extends Resource {
     this.fd = ibvCompChannel.field("fd").read(this.#ptr);
     const flags = libc.symbols.fcntl(this.fd, F_GETFL, 0);
     if (flags < 0 || libc.symbols.fcntl(this.fd, F_SETFL, flags | O_NONBLOCK) < 0) {
-      throw verbsError("fcntl", errno(), `O_NONBLOCK on completion channel fd ${this.fd}`);
+      const error = verbsError("fcntl", errno(), `O_NONBLOCK on completion channel fd ${this.fd}`);
+      throw closeAfter(this, error);
     }
     this.#pollFd.setInt32(0, this.fd, true);
     this.#pollFd.setInt16(4, POLLIN, true);
@@ -180,12 +182,16 @@ export class CompletionQueue extends Resource {
     this.address = addressOf(this.#ptr);
     const wcBuffer = new ArrayBuffer(pollBatch * ibvWc.size);
     this.#wcView = new DataView(wcBuffer);
-    this.#poll = new PreparedCall(context.ops.pollCq, ["ptr", "i32", "ptr"]);
-    this.#poll.setPointer(0, this.address);
-    this.#poll.setI32(1, pollBatch);
-    this.#poll.setPointer(2, addressOf(Deno.UnsafePointer.of(wcBuffer)));
-    this.#notify = new PreparedCall(context.ops.reqNotifyCq, ["ptr", "i32"]);
-    this.#notify.setPointer(0, this.address);
+    try {
+      this.#poll = new PreparedCall(context.ops.pollCq, ["ptr", "i32", "ptr"]);
+      this.#poll.setPointer(0, this.address);
+      this.#poll.setI32(1, pollBatch);
+      this.#poll.setPointer(2, addressOf(Deno.UnsafePointer.of(wcBuffer)));
+      this.#notify = new PreparedCall(context.ops.reqNotifyCq, ["ptr", "i32"]);
+      this.#notify.setPointer(0, this.address);
+    } catch (error) {
+      throw closeAfter(this, error); // the CQ exists: destroy it, or its context could never close
+    }
   }
 
   /** The raw handle. */

@@ -25,6 +25,7 @@ import {
 } from "./options.ts";
 import type { WaitMode } from "../lib/replication/poller.ts";
 import { reconnectWindowMs } from "../lib/replication/primary.ts";
+import { blockBytes } from "../lib/block.ts";
 
 /**
  * Runs the workload; 0 when every write succeeded in order and everything verified, else 1
@@ -91,11 +92,11 @@ export function run(args: string[]): Promise<number> {
   return runCommand(program, args, async (opts) => {
     checkDenoVersion();
     const capacityBytes = parseBytes(opts.capacity, "--capacity");
-    if (capacityBytes % 4096 !== 0) {
-      throw new RangeError(`--capacity must be a multiple of 4096, got ${capacityBytes}`);
+    if (capacityBytes % blockBytes !== 0) {
+      throw new RangeError(`--capacity must be a multiple of ${blockBytes}, got ${capacityBytes}`);
     }
     const sizes = parseSizeSpec(opts.size);
-    const image = new ExpectedImage(capacityBytes / 4096, opts.seed);
+    const image = new ExpectedImage(capacityBytes / blockBytes, opts.seed);
     const { writeTrace, ...recover } = primaryRecovery(opts);
     // While a session is replaced, writes wait: let them wait for the whole reconnect window.
     using completions = opts.completions ? openCompletionLog(opts.completions) : undefined;
@@ -109,7 +110,7 @@ export function run(args: string[]): Promise<number> {
       secret: readSecret(opts.secret),
       cachePath: opts.cache,
       backingPath: opts.backing,
-      capacityBlocks: capacityBytes / 4096,
+      capacityBlocks: capacityBytes / blockBytes,
       ringBytes: parseBytes(opts.ring, "--ring"),
       maxLogBytes: Math.max(...sizes.sizes),
       depth: opts.depth,
@@ -126,7 +127,7 @@ export function run(args: string[]): Promise<number> {
     });
     const controller = new NvmeController({
       backend: service,
-      capacityBlocks: capacityBytes / 4096,
+      capacityBlocks: capacityBytes / blockBytes,
       sqDepth: Math.max(64, opts.depth * 2),
       mdtsBytes: 1 << 20,
     });
@@ -214,7 +215,7 @@ function openCompletionLog(path: string): Disposable & {
   return {
     add(lba, data, seq) {
       const op = readStamp(data, 0, stamp).seq;
-      const bytes = encoder.encode(`${op} ${seq} ${lba} ${data.length / 4096}\n`);
+      const bytes = encoder.encode(`${op} ${seq} ${lba} ${data.length / blockBytes}\n`);
       for (let at = 0; at < bytes.length;) at += file.writeSync(bytes.subarray(at));
     },
     [Symbol.dispose]: () => file.close(),

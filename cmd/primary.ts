@@ -30,6 +30,7 @@ import {
   runCommand,
   waitOption,
 } from "./options.ts";
+import { blockBytes } from "../lib/block.ts";
 
 /** Runs the workload; resolves with 0 when every log was acked, 1 otherwise, 2 on usage errors. */
 export function run(args: string[]): Promise<number> {
@@ -103,7 +104,7 @@ export function run(args: string[]): Promise<number> {
     const plan = new WorkloadPlan({
       sizes,
       pattern: parseLbaPattern(opts.lba),
-      lbaBlocks: parseBytes(opts.lbaSpace, "--lba-space") / 4096,
+      lbaBlocks: parseBytes(opts.lbaSpace, "--lba-space") / blockBytes,
       seed: opts.seed,
     });
     const ringBytes = parseBytes(opts.ring, "--ring");

@@ -35,13 +35,9 @@ import {
   logBytesLimit,
   parseBytes,
   parseSizeSpec,
-  randomSecret,
-  readTopology,
-  runTool,
-  startReplica,
-  type Topology,
   type WorkloadResult,
 } from "../mod.ts";
+import { randomSecret, readTopology, runTool, startReplica, type Topology } from "../lab.ts";
 
 const columns = "size,depth,count,ops_per_s,mb_per_s,p50,p90,p99,p999,max,acked,refused";
 const depthMax = 1000; // the primary's limit; the replica posts depth + 2 RECVs (≤ 1024)

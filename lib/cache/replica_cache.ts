@@ -9,6 +9,7 @@ import { emptyRecord, RecordFlags } from "../log/record.ts";
 import type { AcceptedLog, ReplicaResume } from "../replication/replica_state.ts";
 import { WriteCache } from "./write_cache.ts";
 import { closeAfter } from "../dispose.ts";
+import { blockBytes } from "../block.ts";
 
 /** What Replica.listen needs to keep its ring in a write cache. */
 export interface ReplicaCacheHooks extends Disposable {
@@ -23,7 +24,7 @@ export interface ReplicaCacheHooks extends Disposable {
 export function openReplicaCache(
   options: { path: string; dataBytes: number; overwrite?: boolean },
 ): ReplicaCacheHooks {
-  const metaSlots = options.dataBytes / 4096; // one slot per smallest possible log: never full
+  const metaSlots = options.dataBytes / blockBytes; // one slot per smallest possible log: never full
   const geometry = {
     path: options.path,
     role: "replica" as const,

@@ -33,6 +33,7 @@ import { Destager, type DestagerStats } from "./destager.ts";
 import { registrationAdvice } from "./fs_kind.ts";
 import { WriteCache } from "./write_cache.ts";
 import { openInOrderAsync } from "../dispose.ts";
+import { blockBytes } from "../block.ts";
 
 /** Options of {@linkcode HostCacheService.open}. */
 export interface HostCacheOptions
@@ -127,7 +128,7 @@ export class HostCacheService implements NvmeBackend, AsyncDisposable {
    */
   static async open(options: HostCacheOptions): Promise<HostCacheService> {
     const cachePath = options.cachePath ?? "/dev/shm/rrl-primary.cache";
-    const metaSlots = options.ringBytes / 4096; // one slot per smallest log: never full
+    const metaSlots = options.ringBytes / blockBytes; // one slot per smallest log: never full
     // The cache file, the backing store and the primary, each closed again (newest first)
     // if a later step fails; the caller sees the error that stopped the start.
     return await openInOrderAsync(async (stack) => {
@@ -170,7 +171,7 @@ export class HostCacheService implements NvmeBackend, AsyncDisposable {
 
   /** A log is answered (seq order): its blocks are the newest cached copy; queue its de-staging. */
   #answered(log: PlacedLog, skip: boolean): void {
-    const blocks = log.length / 4096;
+    const blocks = log.length / blockBytes;
     if (!skip) this.#index.update(log.lba, blocks, log.seq, log.offset);
     this.#destager.add({
       seq: log.seq,
@@ -200,7 +201,7 @@ export class HostCacheService implements NvmeBackend, AsyncDisposable {
       if (this.#destager.failure) throw this.#destager.failure;
       const log = await this.#primary.replicate((ring, offset) => ring.set(data, offset), {
         lba: cmd.slba,
-        length: cmd.blocks * 4096,
+        length: cmd.blocks * blockBytes,
         fua: cmd.fua,
       });
       // The index and the de-stager already have the log (onAnswered, in seq order).
@@ -228,7 +229,10 @@ export class HostCacheService implements NvmeBackend, AsyncDisposable {
       let missStart = -1;
       const flushMisses = (end: number) => {
         if (missStart < 0) return;
-        this.#backing.read(cmd.slba + missStart, cmd.into.subarray(missStart * 4096, end * 4096));
+        this.#backing.read(
+          cmd.slba + missStart,
+          cmd.into.subarray(missStart * blockBytes, end * blockBytes),
+        );
         this.#stats.readBlocksFromBacking += end - missStart;
         missStart = -1;
       };
@@ -239,7 +243,7 @@ export class HostCacheService implements NvmeBackend, AsyncDisposable {
           continue;
         }
         flushMisses(k);
-        cmd.into.set(ring.subarray(offset, offset + 4096), k * 4096);
+        cmd.into.set(ring.subarray(offset, offset + blockBytes), k * blockBytes);
         this.#stats.readBlocksFromCache++;
       }
       flushMisses(cmd.blocks);

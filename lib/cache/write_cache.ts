@@ -67,6 +67,7 @@ import {
   type SharedMapping,
   syncParentDirectory,
 } from "./fs_kind.ts";
+import { blockBytes } from "../block.ts";
 
 /** Options of {@linkcode WriteCache.create}. */
 export interface WriteCacheCreateOptions {
@@ -293,7 +294,7 @@ export class WriteCache implements Disposable {
     if (next.releasedPos % headerPageBytes !== 0 || next.nextSeq <= next.destagedSeq) {
       throw new RangeError(
         `Cannot record releasedPos ${next.releasedPos} and nextSeq ${next.nextSeq} with ` +
-          `destagedSeq ${next.destagedSeq}: pass a multiple of 4096 and a nextSeq above it`,
+          `destagedSeq ${next.destagedSeq}: pass a multiple of ${blockBytes} and a nextSeq above it`,
       );
     }
     this.#writeHeader(next);

@@ -38,6 +38,7 @@ import { type LogProducer, LogStream, type StreamResult } from "./primary_stream
 import { anonymousMemory, type RingMemory } from "./ring_memory.ts";
 import { Side, type SideOptions } from "./side.ts";
 import { openInOrder, openInOrderAsync } from "../dispose.ts";
+import { blockBytes } from "../block.ts";
 
 export type { ReplicatedLog } from "./flight.ts";
 export type { PlacedLog, PrimaryHooks } from "./primary_engine.ts";
@@ -497,11 +498,12 @@ export class Primary implements AsyncDisposable {
       (this.#closing ? new SessionError("closed", "The primary is closing") : undefined);
     if (failure) return Promise.reject(failure);
     if (
-      !Number.isInteger(length) || length < 4096 || length % 4096 !== 0 || length > this.maxLogBytes
+      !Number.isInteger(length) || length < blockBytes || length % blockBytes !== 0 ||
+      length > this.maxLogBytes
     ) {
       return Promise.reject(
         new RangeError(
-          `A log is a multiple of 4096 bytes up to ${this.maxLogBytes}, got ${length}`,
+          `A log is a multiple of ${blockBytes} bytes up to ${this.maxLogBytes}, got ${length}`,
         ),
       );
     }
@@ -646,6 +648,7 @@ export class Primary implements AsyncDisposable {
     this.#side.close();
   }
 
+  /** Same as {@linkcode Primary.close}, for `await using`. */
   async [Symbol.asyncDispose](): Promise<void> {
     await this.close();
   }

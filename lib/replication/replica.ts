@@ -30,6 +30,7 @@ import type { ReplicaFaults } from "./faults.ts";
 import { Side, type SideOptions } from "./side.ts";
 import { openInOrderAsync } from "../dispose.ts";
 import type { DigestValue } from "./digest.ts";
+import { blockBytes } from "../block.ts";
 
 /** Options of {@linkcode Replica.listen}. */
 export interface ReplicaOptions extends SideOptions {
@@ -69,9 +70,13 @@ export interface ReplicaOptions extends SideOptions {
 
 /** What {@linkcode Replica.stats} reports. */
 export interface ReplicaStats extends ReplicaCounters {
+  /** The sequence number the replica expects next. */
   nextSeq: number;
+  /** The ring position up to which space is released (the primary's credits). */
   released: number;
+  /** Digest of the accepted logs' bytes, in seq order. */
   digest: DigestValue;
+  /** A primary is connected. */
   sessionActive: boolean;
 }
 
@@ -120,9 +125,12 @@ export class Replica implements AsyncDisposable {
     if (metaSlots > 1024) throw new RangeError(`metaSlots must be 1..1024, got ${metaSlots}`);
     const maxLogBytes = options.maxLogBytes ??
       Math.min(maxLogBytesDefault, logBytesLimit(ringBytes));
-    if (maxLogBytes % 4096 !== 0 || maxLogBytes < 4096 || maxLogBytes > logBytesLimit(ringBytes)) {
+    if (
+      maxLogBytes % blockBytes !== 0 || maxLogBytes < blockBytes ||
+      maxLogBytes > logBytesLimit(ringBytes)
+    ) {
       throw new RangeError(
-        `maxLogBytes must be a multiple of 4096 from 4096 to ${
+        `maxLogBytes must be a multiple of ${blockBytes} from ${blockBytes} to ${
           logBytesLimit(ringBytes)
         } for a ${ringBytes}-byte ring, got ${maxLogBytes}`,
       );
@@ -301,6 +309,7 @@ export class Replica implements AsyncDisposable {
     this.#side.close();
   }
 
+  /** Same as {@linkcode Replica.close}, for `await using`. */
   async [Symbol.asyncDispose](): Promise<void> {
     await this.close();
   }

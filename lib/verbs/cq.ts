@@ -119,6 +119,7 @@ export class CompletionChannel extends Resource {
     return libc.symbols.poll_sync(this.#pollFdBytes, 1n, Math.floor(timeoutMs)) > 0;
   }
 
+  /** Calls the destroy verb (see {@linkcode Resource.close}). */
   protected destroy(): void {
     if (this.#waiting) throw new ResourceError(`Cannot close ${this.label}: a wait is in progress`);
     callDestroy(
@@ -266,11 +267,6 @@ export class CompletionQueue extends Resource {
   }
 
   /**
-   * Event mode: waits up to `timeoutMs` for a completion event on this CQ's channel and
-   * acknowledges it. The caller re-arms ({@linkcode requestNotify}) and polls. Resolves
-   * false on timeout.
-   */
-  /**
    * Like {@linkcode waitEvent}, blocking this thread in `poll(2)` for at most `timeoutMs`
    * (keep it short: the event loop waits too).
    */
@@ -286,6 +282,11 @@ export class CompletionQueue extends Resource {
     return true;
   }
 
+  /**
+   * Event mode: waits up to `timeoutMs` for a completion event on this CQ's channel and
+   * acknowledges it. The caller re-arms ({@linkcode requestNotify}) and polls. Resolves
+   * false on timeout.
+   */
   async waitEvent(timeoutMs: number): Promise<boolean> {
     const channel = this.channel;
     if (!channel) throw new ResourceError(`${this.label} has no completion channel`);
@@ -314,6 +315,7 @@ export class CompletionQueue extends Resource {
     return this.#context;
   }
 
+  /** Calls the destroy verb (see {@linkcode Resource.close}). */
   protected destroy(): void {
     callDestroy("ibv_destroy_cq", () => this.label, () => verbs().ibv_destroy_cq(this.#ptr));
   }

@@ -40,7 +40,9 @@ export interface QpEndpoint {
 
 /** Options of {@linkcode QueuePair.create}. */
 export interface QpOptions {
+  /** CQ of the send queue's completions. */
   sendCq: CompletionQueue;
+  /** CQ of the receive queue's completions. */
   recvCq: CompletionQueue;
   /** Send queue depth (work requests). */
   maxSendWr: number;
@@ -331,6 +333,7 @@ export class QueuePair extends Resource {
       : `${this.label}, ${what} ${bad} of ${chain.length}`;
   }
 
+  /** Calls the destroy verb (see {@linkcode Resource.close}). */
   protected destroy(): void {
     callDestroy("ibv_destroy_qp", () => this.label, () => verbs().ibv_destroy_qp(this.#ptr));
   }

@@ -30,8 +30,12 @@ import {
   encodeCacheReport,
   encodeCompletion,
 } from "../lib/tools/cache.ts";
+import { blockBytes } from "../lib/block.ts";
 
 /** The command's options; they parse into {@linkcode CacheCommandOptions}. */
+// The return type is the Command commander-js/extra-typings infers from the options below
+// (spelled out it would repeat every option); lib/tools checks it against the tool's type.
+// deno-lint-ignore explicit-module-boundary-types
 export function cacheProgram() {
   const recovery = primaryRecoveryOptions();
   return new Command("cache")
@@ -101,11 +105,11 @@ export function run(args: string[]): Promise<number> {
     const opts: CacheCommandOptions = parsed;
     checkDenoVersion();
     const capacityBytes = parseBytes(opts.capacity, "--capacity");
-    if (capacityBytes % 4096 !== 0) {
-      throw new RangeError(`--capacity must be a multiple of 4096, got ${capacityBytes}`);
+    if (capacityBytes % blockBytes !== 0) {
+      throw new RangeError(`--capacity must be a multiple of ${blockBytes}, got ${capacityBytes}`);
     }
     const sizes = parseSizeSpec(opts.size);
-    const image = new ExpectedImage(capacityBytes / 4096, opts.seed);
+    const image = new ExpectedImage(capacityBytes / blockBytes, opts.seed);
     const { writeTrace, ...recover } = primaryRecovery(opts);
     // While a session is replaced, writes wait: let them wait for the whole reconnect window.
     using completions = opts.completions ? openCompletionLog(opts.completions) : undefined;
@@ -119,7 +123,7 @@ export function run(args: string[]): Promise<number> {
       secret: readSecret(opts.secret),
       cachePath: opts.cache,
       backingPath: opts.backing,
-      capacityBlocks: capacityBytes / 4096,
+      capacityBlocks: capacityBytes / blockBytes,
       ringBytes: parseBytes(opts.ring, "--ring"),
       maxLogBytes: Math.max(...sizes.sizes),
       depth: opts.depth,
@@ -136,7 +140,7 @@ export function run(args: string[]): Promise<number> {
     });
     const controller = new NvmeController({
       backend: service,
-      capacityBlocks: capacityBytes / 4096,
+      capacityBlocks: capacityBytes / blockBytes,
       sqDepth: Math.max(64, opts.depth * 2),
       mdtsBytes: 1 << 20,
     });
@@ -223,7 +227,7 @@ function openCompletionLog(path: string): Disposable & {
   return {
     add(lba, data, seq) {
       const op = readStamp(data, 0, stamp).seq;
-      const line = encodeCompletion({ op, seq, lba, blocks: data.length / 4096 });
+      const line = encodeCompletion({ op, seq, lba, blocks: data.length / blockBytes });
       const bytes = encoder.encode(line);
       for (let at = 0; at < bytes.length;) at += file.writeSync(bytes.subarray(at));
     },

@@ -92,8 +92,17 @@ function reportLeaks(name: string): boolean {
   return true;
 }
 
+/** What {@linkcode primaryRecoveryOptions} returns, typed for commander's option inference. */
+export type PrimaryRecoveryOptions = readonly [
+  Option<"--reconnect <n>", undefined, 0, number>,
+  Option<"--reconnect-for <duration>", undefined, undefined, number>,
+  Option<"--reconnect-delay-ms <ms>", undefined, 500, number>,
+  Option<"--fault-plan <json>">,
+  Option<"--trace <path>">,
+];
+
 /** The primary's recovery and fault options, shared by `primary` and `cache`. */
-export function primaryRecoveryOptions() {
+export function primaryRecoveryOptions(): PrimaryRecoveryOptions {
   return [
     new Option(
       "--reconnect <n>",
@@ -162,7 +171,14 @@ export function primaryRecovery(opts: {
 }
 
 /** `--wait`: how the completion loop waits when its CQ is empty. */
-export function waitOption() {
+export function waitOption(): Option<
+  "--wait <mode>",
+  undefined,
+  WaitMode,
+  undefined,
+  false,
+  WaitMode
+> {
   return new Option(
     "--wait <mode>",
     "when the CQ is empty: spin (poll again), events (sleep on the completion channel at " +
@@ -174,7 +190,7 @@ export function waitOption() {
 export const waitDefault: WaitMode = "events";
 
 /** `--breakdown`: per-log stage timestamps on CLOCK_MONOTONIC into a JSON file. */
-export function breakdownOption() {
+export function breakdownOption(): Option<"--breakdown <file>"> {
   return new Option(
     "--breakdown <file>",
     "write per-log stage timestamps (CLOCK_MONOTONIC) to this JSON file at the end " +

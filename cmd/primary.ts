@@ -35,8 +35,12 @@ import {
   runCommand,
   waitOption,
 } from "./options.ts";
+import { blockBytes } from "../lib/block.ts";
 
 /** The command's options; they parse into {@linkcode PrimaryCommandOptions}. */
+// The return type is the Command commander-js/extra-typings infers from the options below
+// (spelled out it would repeat every option); lib/tools checks it against the tool's type.
+// deno-lint-ignore explicit-module-boundary-types
 export function primaryProgram() {
   const recovery = primaryRecoveryOptions();
   return new Command("primary")
@@ -114,7 +118,7 @@ export function run(args: string[]): Promise<number> {
     const plan = new WorkloadPlan({
       sizes,
       pattern: parseLbaPattern(opts.lba),
-      lbaBlocks: parseBytes(opts.lbaSpace, "--lba-space") / 4096,
+      lbaBlocks: parseBytes(opts.lbaSpace, "--lba-space") / blockBytes,
       seed: opts.seed,
     });
     const ringBytes = parseBytes(opts.ring, "--ring");

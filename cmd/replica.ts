@@ -32,6 +32,9 @@ import {
 } from "./options.ts";
 
 /** The command's options; they parse into {@linkcode ReplicaCommandOptions}. */
+// The return type is the Command commander-js/extra-typings infers from the options below
+// (spelled out it would repeat every option); lib/tools checks it against the tool's type.
+// deno-lint-ignore explicit-module-boundary-types
 export function replicaProgram() {
   return new Command("replica")
     .description(

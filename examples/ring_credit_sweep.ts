@@ -34,18 +34,20 @@ import { parseArgs } from "node:util";
 import { dirname } from "node:path";
 import {
   checkRingBytes,
-  inNamespace,
   logBytesLimit,
   parseBytes,
   parseSizeSpec,
   type PrimaryStatsValue,
+  type WorkloadResult,
+} from "../mod.ts";
+import {
+  inNamespace,
   randomSecret,
   readTopology,
   runPrimary,
   startReplica,
   type Topology,
-  type WorkloadResult,
-} from "../mod.ts";
+} from "../lab.ts";
 
 const columns = "ring,size,depth,ring_logs,delay_ms,count,ops_per_s,mb_per_s," +
   "p50,p90,p99,p999,max,admission_waits,waits_per_log,max_ahead_bytes,acked,refused";

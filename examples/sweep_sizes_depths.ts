@@ -30,18 +30,15 @@
  */
 import { parseArgs } from "node:util";
 import { dirname } from "node:path";
+import { checkRingBytes, logBytesLimit, parseBytes, parseSizeSpec } from "../mod.ts";
 import {
-  checkRingBytes,
-  logBytesLimit,
-  parseBytes,
-  parseSizeSpec,
   type PrimaryReport,
   randomSecret,
   readTopology,
   runPrimary,
   startReplica,
   type Topology,
-} from "../mod.ts";
+} from "../lab.ts";
 
 const columns = "size,depth,count,ops_per_s,mb_per_s,p50,p90,p99,p999,max,acked,refused";
 const depthMax = 1000; // the primary's limit; the replica posts depth + 2 RECVs (≤ 1024)

@@ -2,7 +2,7 @@
  * No fault: the workload through the host cache service on the pair, then the checker.
  * The reference every faulty scenario is compared with.
  */
-import { defineScenario } from "../mod.ts";
+import { defineScenario } from "../lab.ts";
 
 export default defineScenario({
   name: "baseline",

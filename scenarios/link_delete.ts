@@ -3,7 +3,7 @@
  * again: the primary sees its device vanish (EIO), reopens it, registers its ring again
  * and reconnects; nothing acked is lost.
  */
-import { defineScenario } from "../mod.ts";
+import { defineScenario } from "../lab.ts";
 
 export default defineScenario({
   name: "link-delete",

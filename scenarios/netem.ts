@@ -3,7 +3,7 @@
  * traffic (`tc netem` on the primary's veth, removed afterwards): rxe's retransmission
  * and PSN checks must hide all of it.
  */
-import { defineScenario } from "../mod.ts";
+import { defineScenario } from "../lab.ts";
 
 export default defineScenario({
   name: "netem",

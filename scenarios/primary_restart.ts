@@ -3,7 +3,7 @@
  * ack, then restarted: it recovers its write cache, re-replicates every log not known to
  * be acked, and continues the workload; no I/O completes twice or out of order.
  */
-import { defineScenario } from "../mod.ts";
+import { defineScenario } from "../lab.ts";
 
 export default defineScenario({
   name: "primary-restart",

@@ -3,7 +3,7 @@
  * kills at every point and primary restarts included), often under netem loss up to 5%,
  * sometimes with a second replica fault. Every choice comes from the seed.
  */
-import { defineScenario, type Fault, killPoints } from "../mod.ts";
+import { defineScenario, type Fault, killPoints } from "../lab.ts";
 
 const mains = [
   "replica-kill",

@@ -3,7 +3,7 @@
  * and answers a non-OK status to a third. The refused write must fail; every other one
  * must be durable.
  */
-import { defineScenario } from "../mod.ts";
+import { defineScenario } from "../lab.ts";
 
 export default defineScenario({
   name: "replica-faults",

@@ -3,7 +3,7 @@
  * checked, after its persist point before the ack, or after the ack), restarted from its
  * write cache on the same port; the primary reconnects and re-sends every later log.
  */
-import { defineScenario, killPoints } from "../mod.ts";
+import { defineScenario, killPoints } from "../lab.ts";
 
 export default defineScenario({
   name: "replica-kill",

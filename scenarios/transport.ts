@@ -4,7 +4,7 @@
  * replica posting too few RECVs (RNR NAKs). Each breaks a session; the primary reconnects
  * with a new QP and resumes, nothing lost or duplicated.
  */
-import { defineScenario } from "../mod.ts";
+import { defineScenario } from "../lab.ts";
 
 export default defineScenario({
   name: "transport",

@@ -29,6 +29,7 @@ import { inNamespace, type Topology } from "../lab/topology.ts";
 import { benchBinDir, buildC } from "./c_loop.ts";
 import { BenchToolError, type BoundedOutput, spawnBounded, waitForListener } from "./perftest.ts";
 import type { LatencySummary } from "./summary.ts";
+import { blockBytes } from "../block.ts";
 
 /** Where the shared reference lives: `../shared/bench-ref` next to the repository. */
 export const benchRefDir = `${repoDir}/../shared/bench-ref`;
@@ -138,9 +139,9 @@ export async function runReference(
   const port = o.port ?? 18700 + (portCounter++ % 100);
   const timeoutMs = o.timeoutMs ?? referenceTimeoutMsDefault;
   checkInt("ringMb", ringMb, 1, ringMbMax);
-  checkInt("size", o.size, 4096, (ringMb << 20) / 4);
-  if (o.size % 4096 !== 0) {
-    throw new RangeError(`Reference size ${o.size} is not a multiple of 4096`);
+  checkInt("size", o.size, blockBytes, (ringMb << 20) / 4);
+  if (o.size % blockBytes !== 0) {
+    throw new RangeError(`Reference size ${o.size} is not a multiple of ${blockBytes}`);
   }
   checkInt("depth", o.depth, 1, depthMax);
   checkInt("count", o.count, 1, countMax);

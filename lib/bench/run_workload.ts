@@ -12,7 +12,9 @@ import { type DataFiller, plannedOp, type WorkloadPlan } from "./workload.ts";
 
 /** Options of {@linkcode runWorkload}. */
 export interface RunWorkloadOptions {
+  /** What each log is: its size and LBA, drawn from the seeded plan. */
   plan: WorkloadPlan;
+  /** Fills each log's bytes in the data ring, stamped and seeded. */
   filler: DataFiller;
   /** Logs to write (stops earlier at `durationMs`). */
   count: number;
@@ -22,17 +24,23 @@ export interface RunWorkloadOptions {
   depth: number;
   /** Called with the number of finished logs, at most every `progressEvery`. */
   onProgress?: (done: number) => void;
+  /** Finished logs between two `onProgress` calls (default: a small fraction of `count`). */
   progressEvery?: number;
 }
 
 /** What a run did. */
 export interface WorkloadResult {
+  /** Logs handed to the primary. */
   submitted: number;
+  /** Logs the replica acknowledged OK. */
   acked: number;
+  /** Logs the replica refused (a status other than OK). */
   refused: number;
   /** Acks arrived in submission order (each seq above the one before). */
   inOrder: boolean;
+  /** From the first submission to the last answer, in ms. */
   elapsedMs: number;
+  /** Throughput and latency percentiles of the acked logs. */
   summary: LatencySummary;
   /** The session's failure, if it ended early. */
   failure?: string;

@@ -24,13 +24,21 @@ export const latencyUsMax = 60_000_000;
 
 /** What a run measured; latencies in microseconds, MB/s in 10^6 bytes per second. */
 export interface LatencySummary {
+  /** Latencies recorded (acked logs). */
   count: number;
+  /** Logs per second over the run. */
   ops_per_s: number;
+  /** Payload MB (10^6 bytes) per second over the run. */
   mb_per_s: number;
+  /** Median latency, µs. */
   p50: number;
+  /** 90th percentile latency, µs. */
   p90: number;
+  /** 99th percentile latency, µs. */
   p99: number;
+  /** 99.9th percentile latency, µs. */
   p999: number;
+  /** Largest latency, µs. */
   max: number;
 }
 

@@ -24,11 +24,10 @@
  * @module
  */
 import { deriveSeed, Prng } from "../prng.ts";
+import { blockBytes } from "../block.ts";
 
-/** Logical block size: sizes are multiples of it and LBAs count it. */
-export const blockBytes = 4096;
 /** Smallest write size. */
-export const sizeBytesMin = 4096;
+export const sizeBytesMin = blockBytes;
 /** Largest write size (16 MiB). */
 export const sizeBytesMax = 16 * 1024 * 1024;
 /** Most distinct sizes in one spec. */
@@ -47,7 +46,9 @@ const sizeExample = "e.g. 4k, 4k,64k,256k or 4k:60,64k:30,256k:10";
 
 /** Sizes to draw from, with their relative weights (all 1 for a uniform mix). */
 export interface SizeMix {
+  /** Log sizes in bytes, each a multiple of the block size. */
   readonly sizes: readonly number[];
+  /** Relative weight of each size, same order as `sizes`. */
   readonly weights: readonly number[];
 }
 
@@ -75,7 +76,9 @@ export function parseSize(token: string, spec: string = token): number {
     fail(`${where} is not bytes with an optional k or m suffix (${sizeExample})`);
   }
   if (bytes < sizeBytesMin || bytes > sizeBytesMax) fail(`${where} is outside 4k..16m`);
-  if (bytes % blockBytes !== 0) fail(`${where} is not a multiple of 4096 bytes: use 4k, 8k, ...`);
+  if (bytes % blockBytes !== 0) {
+    fail(`${where} is not a multiple of ${blockBytes} bytes: use 4k, 8k, ...`);
+  }
   return bytes;
 }
 
@@ -152,7 +155,9 @@ export function plannedOp(): PlannedOp {
 
 /** Options of {@linkcode WorkloadPlan}. */
 export interface WorkloadOptions {
+  /** The log sizes to draw from. */
   sizes: SizeMix;
+  /** Where the writes land. */
   pattern: LbaPattern;
   /** LBA space in 4096-byte blocks (at least the largest size, at most 2^48). */
   lbaBlocks: number;

@@ -22,9 +22,8 @@ import { errno, libc, O_CLOEXEC, O_CREAT, O_RDWR } from "../../ffi/libc.ts";
 import { ResourceError } from "../verbs/errors.ts";
 import { BackingStoreError } from "./backing_store_error.ts";
 import { allocateFile, fileBytesOf, openFd, syncParentDirectory } from "./fs_kind.ts";
+import { blockBytes } from "../block.ts";
 
-/** Size of one block, in bytes. */
-export const blockBytes = 4096;
 /** Largest capacity, in blocks (4 PiB), so every byte offset is a safe integer. */
 export const capacityBlocksMax = 2 ** 40;
 /** Most `pwrite`/`pread` calls one transfer may take (short transfers and EINTR retries). */
@@ -201,7 +200,9 @@ export class BackingStore implements Disposable {
   #check(lba: number, length: number, what: string): number {
     this.#checkOpen();
     if (!Number.isSafeInteger(length) || length <= 0 || length % blockBytes !== 0) {
-      throw new RangeError(`Cannot ${what} ${length} bytes: pass a positive multiple of 4096`);
+      throw new RangeError(
+        `Cannot ${what} ${length} bytes: pass a positive multiple of ${blockBytes}`,
+      );
     }
     const blocks = length / blockBytes;
     if (!Number.isSafeInteger(lba) || lba < 0 || lba + blocks > this.capacityBlocks) {

@@ -5,6 +5,7 @@
  *
  * @module
  */
+import { blockBytes } from "../block.ts";
 
 /** Largest namespace the index covers: 2^22 blocks (16 GiB). */
 export const indexBlocksMax = 1 << 22;
@@ -33,7 +34,7 @@ export class BlockIndex {
     this.#check(lba, count);
     for (let k = 0; k < count; k++) {
       this.#seq[lba + k] = seq;
-      this.#offset[lba + k] = offset + k * 4096;
+      this.#offset[lba + k] = offset + k * blockBytes;
     }
   }
 

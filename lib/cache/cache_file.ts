@@ -22,9 +22,10 @@
 import { crc32cView } from "../log/crc32c.ts";
 import { readU64Safe, recordBytes, writeU64Safe } from "../log/record.ts";
 import { checkMetaSlots, checkRingBytes } from "../log/ring.ts";
+import { blockBytes } from "../block.ts";
 
 /** Size of the header page and the alignment of every region, in bytes. */
-export const headerPageBytes = 4096;
+export const headerPageBytes = blockBytes;
 /** Size of one header copy, in bytes. */
 export const headerCopyBytes = 128;
 /** Offsets of the two header copies in the header page. */

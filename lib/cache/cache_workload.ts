@@ -18,6 +18,7 @@ import { statusIsSuccess } from "../nvme/status.ts";
 import type { AckWitness } from "./ack_witness.ts";
 import type { ExpectedImage } from "./expected_image.ts";
 import type { HostCacheService } from "./service.ts";
+import { blockBytes } from "../block.ts";
 
 /** Options of {@linkcode runCacheWorkload}. */
 export interface CacheWorkloadOptions {
@@ -102,7 +103,7 @@ export async function runCacheWorkload(o: CacheWorkloadOptions): Promise<CacheWo
       filler.fill(data, 0, bytes, seq, lba);
       const t0 = performance.now();
       const cqe = await o.host.submit(
-        { opcode: 0x01, nsid: 1, slba: lba, nlb: bytes / 4096 - 1 },
+        { opcode: 0x01, nsid: 1, slba: lba, nlb: bytes / blockBytes - 1 },
         data,
       );
       const completedAt = performance.now();
@@ -158,39 +159,39 @@ export async function runCacheWorkload(o: CacheWorkloadOptions): Promise<CacheWo
 }
 
 async function compareByReads(host: NvmeHost, image: ExpectedImage): Promise<number> {
-  const into = new Uint8Array(new ArrayBuffer(readChunkBlocks * 4096));
-  const want = new Uint8Array(new ArrayBuffer(readChunkBlocks * 4096));
+  const into = new Uint8Array(new ArrayBuffer(readChunkBlocks * blockBytes));
+  const want = new Uint8Array(new ArrayBuffer(readChunkBlocks * blockBytes));
   let bad = 0;
   for (let lba = 0; lba < image.blocks; lba += readChunkBlocks) {
     const n = Math.min(readChunkBlocks, image.blocks - lba);
     const cqe = await host.submit(
       { opcode: 0x02, nsid: 1, slba: lba, nlb: n - 1 },
-      into.subarray(0, n * 4096),
+      into.subarray(0, n * blockBytes),
     );
     if (!statusIsSuccess(cqe.status)) return Infinity;
-    for (let k = 0; k < n; k++) image.block(lba + k, want, k * 4096);
-    bad += mismatchedBlocks(into.subarray(0, n * 4096), want.subarray(0, n * 4096));
+    for (let k = 0; k < n; k++) image.block(lba + k, want, k * blockBytes);
+    bad += mismatchedBlocks(into.subarray(0, n * blockBytes), want.subarray(0, n * blockBytes));
   }
   return bad;
 }
 
 async function compareFile(path: string, image: ExpectedImage): Promise<number> {
   using file = await Deno.open(path);
-  const chunk = new Uint8Array(readChunkBlocks * 4096);
-  const want = new Uint8Array(readChunkBlocks * 4096);
+  const chunk = new Uint8Array(readChunkBlocks * blockBytes);
+  const want = new Uint8Array(readChunkBlocks * blockBytes);
   let bad = 0;
   for (let lba = 0; lba < image.blocks; lba += readChunkBlocks) {
     const n = Math.min(readChunkBlocks, image.blocks - lba);
-    const length = n * 4096;
+    const length = n * blockBytes;
     let got = 0;
     while (got < length) {
       const read = await file.read(chunk.subarray(got, length));
       if (read === null) break;
       got += read;
     }
-    for (let k = 0; k < n; k++) image.block(lba + k, want, k * 4096);
+    for (let k = 0; k < n; k++) image.block(lba + k, want, k * blockBytes);
     bad += mismatchedBlocks(chunk.subarray(0, length), want.subarray(0, length)) +
-      (length - got) / 4096;
+      (length - got) / blockBytes;
   }
   return bad;
 }

@@ -15,6 +15,7 @@ import { InvariantError } from "../assert.ts";
 import type { BackingStore } from "./backing_store.ts";
 import type { BlockIndex } from "./block_index.ts";
 import type { WriteCache } from "./write_cache.ts";
+import { blockBytes } from "../block.ts";
 
 /** One answered log waiting to be de-staged (a refused one is a hole: nothing to write). */
 interface Pending {
@@ -126,7 +127,7 @@ export class Destager {
       throw new InvariantError(`de-stage queue full (${this.#queueMax})`);
     }
     this.#queue.push(log);
-    this.#queuedBytes += log.blocks * 4096;
+    this.#queuedBytes += log.blocks * blockBytes;
     this.stats.pending = this.#queue.length;
     this.#kick();
   }
@@ -184,7 +185,7 @@ export class Destager {
   #batch(batch: Pending[]): void {
     const base = this.#cache.data.address;
     for (const log of batch) {
-      if (!log.hole) this.#backing.writeFrom(log.lba, base + log.offset, log.blocks * 4096);
+      if (!log.hole) this.#backing.writeFrom(log.lba, base + log.offset, log.blocks * blockBytes);
     }
     this.#backing.sync();
     const last = batch[batch.length - 1].seq;
@@ -197,11 +198,11 @@ export class Destager {
     this.#queue.splice(0, batch.length);
     this.#destagedSeq = last;
     for (const log of batch) {
-      this.#queuedBytes -= log.blocks * 4096;
+      this.#queuedBytes -= log.blocks * blockBytes;
       if (!log.hole) {
         this.#index.forget(log.lba, log.blocks, log.seq);
         this.stats.destagedLogs++;
-        this.stats.destagedBytes += log.blocks * 4096;
+        this.stats.destagedBytes += log.blocks * blockBytes;
       }
     }
     this.stats.batches++;

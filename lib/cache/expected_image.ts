@@ -6,6 +6,7 @@
  * @module
  */
 import { DataFiller, readStamp } from "../bench/workload.ts";
+import { blockBytes } from "../block.ts";
 
 /** Per-block record of the last committed write; unwritten blocks are zeros. */
 export class ExpectedImage {
@@ -28,8 +29,8 @@ export class ExpectedImage {
 
   /** A write of `data` at `lba` committed (call in commit order). */
   commit(lba: number, data: Uint8Array): void {
-    for (let k = 0; k < data.length / 4096; k++) {
-      const stamp = readStamp(data, k * 4096, this.#stamp);
+    for (let k = 0; k < data.length / blockBytes; k++) {
+      const stamp = readStamp(data, k * blockBytes, this.#stamp);
       this.#op[lba + k] = stamp.seq;
       this.#opLba[lba + k] = stamp.lba - stamp.block;
     }
@@ -38,7 +39,7 @@ export class ExpectedImage {
   /** Writes the expected bytes of block `lba` into `into` at `offset`. */
   block(lba: number, into: Uint8Array, offset: number): void {
     const op = this.#op[lba];
-    if (op < 0) into.fill(0, offset, offset + 4096);
+    if (op < 0) into.fill(0, offset, offset + blockBytes);
     else this.#filler.fillBlock(into, offset, op, this.#opLba[lba], lba - this.#opLba[lba]);
   }
 
@@ -52,7 +53,7 @@ export class ExpectedImage {
   /** SHA-256 of the whole expected image (see {@linkcode sha256OfBlocks}). */
   sha256(): Promise<string> {
     return sha256OfBlocks(this.blocks, (lba, n, into) => {
-      for (let k = 0; k < n; k++) this.block(lba + k, into, k * 4096);
+      for (let k = 0; k < n; k++) this.block(lba + k, into, k * blockBytes);
     });
   }
 }
@@ -67,13 +68,13 @@ export async function sha256OfBlocks(
   read: (lba: number, n: number, into: Uint8Array) => void | Promise<void>,
 ): Promise<string> {
   const chunkBlocks = 256;
-  const chunk = new Uint8Array(chunkBlocks * 4096);
+  const chunk = new Uint8Array(chunkBlocks * blockBytes);
   const parts = new Uint8Array(Math.ceil(blocks / chunkBlocks) * 32);
   for (let lba = 0, i = 0; lba < blocks; lba += chunkBlocks, i++) {
     const n = Math.min(chunkBlocks, blocks - lba);
     await read(lba, n, chunk);
     parts.set(
-      new Uint8Array(await crypto.subtle.digest("SHA-256", chunk.subarray(0, n * 4096))),
+      new Uint8Array(await crypto.subtle.digest("SHA-256", chunk.subarray(0, n * blockBytes))),
       i * 32,
     );
   }

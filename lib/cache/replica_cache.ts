@@ -8,6 +8,8 @@
 import { emptyRecord, RecordFlags } from "../log/record.ts";
 import type { AcceptedLog, ReplicaResume } from "../replication/replica_state.ts";
 import { WriteCache } from "./write_cache.ts";
+import { closeAfter } from "../dispose.ts";
+import { blockBytes } from "../block.ts";
 
 /** What Replica.listen needs to keep its ring in a write cache. */
 export interface ReplicaCacheHooks extends Disposable {
@@ -22,34 +24,20 @@ export interface ReplicaCacheHooks extends Disposable {
 export function openReplicaCache(
   options: { path: string; dataBytes: number; overwrite?: boolean },
 ): ReplicaCacheHooks {
-  const metaSlots = options.dataBytes / 4096; // one slot per smallest possible log: never full
+  const metaSlots = options.dataBytes / blockBytes; // one slot per smallest possible log: never full
   const geometry = {
     path: options.path,
     role: "replica" as const,
     dataBytes: options.dataBytes,
     metaSlots,
   };
-  let cache: WriteCache;
+  const opened = openExisting(geometry);
+  const cache = opened ?? WriteCache.create(geometry);
   let resume: ReplicaResume | undefined;
   try {
-    cache = WriteCache.open(geometry);
-    // A restart: the last valid log is the last one the scan trusts (record and data CRCs).
-    const scan = cache.scan();
-    resume = {
-      releasedSeq: scan.destagedSeq,
-      releasedPos: cache.header.releasedPos,
-      logs: !scan.contiguous ? [] : scan.logs.map((r) => ({
-        seq: r.seq,
-        offset: r.dataOffset,
-        length: r.dataLength,
-        lba: r.lba,
-        crc: r.dataCrc,
-        skip: r.flags === RecordFlags.SKIP,
-      })),
-    };
+    resume = opened && resumeOf(opened);
   } catch (error) {
-    if ((error as { reason?: string }).reason !== "NOT_FOUND") throw error;
-    cache = WriteCache.create(geometry);
+    throw closeAfter(cache, error); // a scan that failed must not leave the file locked
   }
   const record = emptyRecord();
   return {
@@ -79,5 +67,32 @@ export function openReplicaCache(
     [Symbol.dispose]() {
       cache.close();
     },
+  };
+}
+
+/** The existing cache file, or undefined when there is none. */
+function openExisting(geometry: Parameters<typeof WriteCache.open>[0]): WriteCache | undefined {
+  try {
+    return WriteCache.open(geometry);
+  } catch (error) {
+    if ((error as { reason?: string }).reason !== "NOT_FOUND") throw error;
+    return undefined;
+  }
+}
+
+/** A restart: the last valid log is the last one the scan trusts (record and data CRCs). */
+function resumeOf(cache: WriteCache): ReplicaResume {
+  const scan = cache.scan();
+  return {
+    releasedSeq: scan.destagedSeq,
+    releasedPos: cache.header.releasedPos,
+    logs: !scan.contiguous ? [] : scan.logs.map((r) => ({
+      seq: r.seq,
+      offset: r.dataOffset,
+      length: r.dataLength,
+      lba: r.lba,
+      crc: r.dataCrc,
+      skip: r.flags === RecordFlags.SKIP,
+    })),
   };
 }

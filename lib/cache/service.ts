@@ -32,6 +32,8 @@ import { BlockIndex } from "./block_index.ts";
 import { Destager, type DestagerStats } from "./destager.ts";
 import { registrationAdvice } from "./fs_kind.ts";
 import { WriteCache } from "./write_cache.ts";
+import { openInOrderAsync } from "../dispose.ts";
+import { blockBytes } from "../block.ts";
 
 /** Options of {@linkcode HostCacheService.open}. */
 export interface HostCacheOptions
@@ -126,29 +128,31 @@ export class HostCacheService implements NvmeBackend, AsyncDisposable {
    */
   static async open(options: HostCacheOptions): Promise<HostCacheService> {
     const cachePath = options.cachePath ?? "/dev/shm/rrl-primary.cache";
-    const metaSlots = options.ringBytes / 4096; // one slot per smallest log: never full
-    const cache = options.recover
-      ? WriteCache.open({
-        path: cachePath,
-        role: "primary",
-        dataBytes: options.ringBytes,
-        metaSlots,
-      })
-      : WriteCache.create({
-        path: cachePath,
-        role: "primary",
-        dataBytes: options.ringBytes,
-        metaSlots,
-        overwrite: true,
-      });
-    const cleanup: Disposable[] = [cache];
-    try {
-      const backing = BackingStore.open({
+    const metaSlots = options.ringBytes / blockBytes; // one slot per smallest log: never full
+    // The cache file, the backing store and the primary, each closed again (newest first)
+    // if a later step fails; the caller sees the error that stopped the start.
+    return await openInOrderAsync(async (stack) => {
+      const cache = stack.use(
+        options.recover
+          ? WriteCache.open({
+            path: cachePath,
+            role: "primary",
+            dataBytes: options.ringBytes,
+            metaSlots,
+          })
+          : WriteCache.create({
+            path: cachePath,
+            role: "primary",
+            dataBytes: options.ringBytes,
+            metaSlots,
+            overwrite: true,
+          }),
+      );
+      const backing = stack.use(BackingStore.open({
         path: options.backingPath,
         capacityBlocks: options.capacityBlocks,
         create: true,
-      });
-      cleanup.push(backing);
+      }));
       const index = new BlockIndex(options.capacityBlocks);
       const recover = options.recover ? recoverLogs(cache) : undefined;
       const holder: { service?: HostCacheService } = {};
@@ -157,44 +161,17 @@ export class HostCacheService implements NvmeBackend, AsyncDisposable {
         if (holder.service) holder.service.#answered(log, skip);
         else answered.push({ ...log, lba: skip ? -1 : log.lba });
       };
-      let primary: Primary;
-      try {
-        primary = await Primary.connect({
-          ...options,
-          ringBytes: options.ringBytes,
-          memory: cache.data,
-          retain: true,
-          recover,
-          hooks: {
-            beforePost: (log) => persistLog(cache, log, false),
-            onSkip: (log) => persistLog(cache, log, true),
-            onAnswered,
-          },
-        });
-      } catch (error) {
-        if (
-          (error as Error).name === "UnsupportedError" ||
-          /EFAULT|EOPNOTSUPP/.test((error as Error).message)
-        ) {
-          throw new Error(`${(error as Error).message}; ${registrationAdvice(cache.fileSystem)}`, {
-            cause: error,
-          });
-        }
-        throw error;
-      }
+      const primary = stack.use(await connectPrimary(options, cache, { recover, onAnswered }));
       const service = new HostCacheService({ primary, cache, backing, index, options });
       holder.service = service;
       for (const log of answered) service.#answered(log, log.lba < 0);
       return service;
-    } catch (error) {
-      for (const c of cleanup.reverse()) c[Symbol.dispose]();
-      throw error;
-    }
+    });
   }
 
   /** A log is answered (seq order): its blocks are the newest cached copy; queue its de-staging. */
   #answered(log: PlacedLog, skip: boolean): void {
-    const blocks = log.length / 4096;
+    const blocks = log.length / blockBytes;
     if (!skip) this.#index.update(log.lba, blocks, log.seq, log.offset);
     this.#destager.add({
       seq: log.seq,
@@ -224,7 +201,7 @@ export class HostCacheService implements NvmeBackend, AsyncDisposable {
       if (this.#destager.failure) throw this.#destager.failure;
       const log = await this.#primary.replicate((ring, offset) => ring.set(data, offset), {
         lba: cmd.slba,
-        length: cmd.blocks * 4096,
+        length: cmd.blocks * blockBytes,
         fua: cmd.fua,
       });
       // The index and the de-stager already have the log (onAnswered, in seq order).
@@ -252,7 +229,10 @@ export class HostCacheService implements NvmeBackend, AsyncDisposable {
       let missStart = -1;
       const flushMisses = (end: number) => {
         if (missStart < 0) return;
-        this.#backing.read(cmd.slba + missStart, cmd.into.subarray(missStart * 4096, end * 4096));
+        this.#backing.read(
+          cmd.slba + missStart,
+          cmd.into.subarray(missStart * blockBytes, end * blockBytes),
+        );
         this.#stats.readBlocksFromBacking += end - missStart;
         missStart = -1;
       };
@@ -263,7 +243,7 @@ export class HostCacheService implements NvmeBackend, AsyncDisposable {
           continue;
         }
         flushMisses(k);
-        cmd.into.set(ring.subarray(offset, offset + 4096), k * 4096);
+        cmd.into.set(ring.subarray(offset, offset + blockBytes), k * blockBytes);
         this.#stats.readBlocksFromCache++;
       }
       flushMisses(cmd.blocks);
@@ -333,6 +313,38 @@ export class HostCacheService implements NvmeBackend, AsyncDisposable {
 const persistRecord = emptyRecord();
 
 /** Persistence points 2 and 3 on the primary: data, then record, before the log is posted. */
+/** Connects the primary over the cache's data ring; a registration failure says why. */
+async function connectPrimary(
+  options: HostCacheOptions,
+  cache: WriteCache,
+  o: { recover: PrimaryOptions["recover"]; onAnswered: (log: PlacedLog, skip: boolean) => void },
+): Promise<Primary> {
+  try {
+    return await Primary.connect({
+      ...options,
+      ringBytes: options.ringBytes,
+      memory: cache.data,
+      retain: true,
+      recover: o.recover,
+      hooks: {
+        beforePost: (log) => persistLog(cache, log, false),
+        onSkip: (log) => persistLog(cache, log, true),
+        onAnswered: o.onAnswered,
+      },
+    });
+  } catch (error) {
+    if (
+      (error as Error).name === "UnsupportedError" ||
+      /EFAULT|EOPNOTSUPP/.test((error as Error).message)
+    ) {
+      throw new Error(`${(error as Error).message}; ${registrationAdvice(cache.fileSystem)}`, {
+        cause: error,
+      });
+    }
+    throw error;
+  }
+}
+
 function persistLog(cache: WriteCache, log: PlacedLog, skip: boolean): void {
   const r = persistRecord; // fields set one by one: no object per log
   r.flags = skip ? RecordFlags.SKIP : 0;

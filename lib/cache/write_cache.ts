@@ -31,6 +31,7 @@ import {
   pageSize,
 } from "../../ffi/libc.ts";
 import { assert } from "../assert.ts";
+import { openInOrder } from "../dispose.ts";
 import { crc32cAt } from "../log/crc32c.ts";
 import {
   decodeRecord,
@@ -66,6 +67,7 @@ import {
   type SharedMapping,
   syncParentDirectory,
 } from "./fs_kind.ts";
+import { blockBytes } from "../block.ts";
 
 /** Options of {@linkcode WriteCache.create}. */
 export interface WriteCacheCreateOptions {
@@ -292,7 +294,7 @@ export class WriteCache implements Disposable {
     if (next.releasedPos % headerPageBytes !== 0 || next.nextSeq <= next.destagedSeq) {
       throw new RangeError(
         `Cannot record releasedPos ${next.releasedPos} and nextSeq ${next.nextSeq} with ` +
-          `destagedSeq ${next.destagedSeq}: pass a multiple of 4096 and a nextSeq above it`,
+          `destagedSeq ${next.destagedSeq}: pass a multiple of ${blockBytes} and a nextSeq above it`,
       );
     }
     this.#writeHeader(next);
@@ -424,13 +426,10 @@ function withFd(
   created: string | undefined,
   body: (hold: { cache?: WriteCache }) => WriteCache,
 ): WriteCache {
-  const hold: { cache?: WriteCache } = {};
-  try {
+  return openInOrder((stack) => {
+    if (created !== undefined) stack.defer(() => Deno.removeSync(created));
+    const hold: { cache?: WriteCache } = {};
+    stack.defer(() => hold.cache ? hold.cache.close() : libc.symbols.close(fd));
     return body(hold);
-  } catch (error) {
-    if (hold.cache) hold.cache.close();
-    else libc.symbols.close(fd);
-    if (created !== undefined) Deno.removeSync(created);
-    throw error;
-  }
+  });
 }

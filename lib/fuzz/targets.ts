@@ -56,6 +56,7 @@ import {
   type RefuseReason,
   refuseReasons,
 } from "../replication/control_messages.ts";
+import { blockBytes } from "../block.ts";
 
 /** What one decode made of one input. */
 export type FuzzOutcome =
@@ -213,8 +214,8 @@ export function recordTarget(decode: typeof decodeRecord = decodeRecord): FuzzTa
       const r = { ...emptyRecord(), flags: kind, lba: u53(prng), timestampNs: u53(prng) };
       r.lbaFlags = prng.int(0, 1);
       r.seq = kind === RecordFlags.NOP ? 0 : Math.max(data ? 1 : 0, u53(prng));
-      if (kind !== RecordFlags.RELEASE) r.dataOffset = prng.int(0, 2 ** 41 - 1) * 4096;
-      if (data) r.dataLength = prng.int(1, dataLengthMax / 4096) * 4096;
+      if (kind !== RecordFlags.RELEASE) r.dataOffset = prng.int(0, 2 ** 41 - 1) * blockBytes;
+      if (data) r.dataLength = prng.int(1, dataLengthMax / blockBytes) * blockBytes;
       if (kind === 0) r.dataCrc = prng.u32();
       const bytes = new Uint8Array(recordBytes);
       encodeRecord(viewOf(bytes), 0, r);
@@ -302,12 +303,13 @@ function controlMessage(prng: Prng): ControlMessage {
     gid: bytes(16),
     mtu: prng.int(1, 5),
   });
-  const ringBytes = prng.int(16, 2 ** 18) * 4096;
+  const ringBytes = prng.int(16, 2 ** 18) * blockBytes;
   switch (prng.int(1, 5)) {
     case 1:
       return { type: "CHALLENGE", nonce: bytes(32) };
     case 2: {
-      const maxLogBytes = prng.int(1, Math.floor(Math.min(2 ** 24, ringBytes / 2) / 4096)) * 4096;
+      const maxLogBytes = prng.int(1, Math.floor(Math.min(2 ** 24, ringBytes / 2) / blockBytes)) *
+        blockBytes;
       const depth = prng.int(1, 1024);
       return {
         type: "HELLO",

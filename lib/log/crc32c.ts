@@ -17,6 +17,7 @@
  *
  * @module
  */
+import { blockBytes } from "../block.ts";
 
 /** Name of a CRC32C implementation. */
 export type Crc32cBackendName = "isal" | "js";
@@ -38,7 +39,7 @@ const addressViewsMax = 64;
 /** Smallest view the `js` backend makes over a base address (grown by powers of two). */
 const addressViewBytesMin = 64 * 1024;
 /** Page size of registered memory; the isal backend caches one pointer per page offset. */
-const pageBytes = 4096;
+const pageBytes = blockBytes;
 /** Page pointers cached per base address: 1 GiB of 4096-byte pages (the largest ring). */
 const pagePointersMax = 262_144;
 

@@ -19,6 +19,7 @@
 
 import { InvariantError } from "../assert.ts";
 import { crc32cViewInt32 } from "./crc32c.ts";
+import { blockBytes } from "../block.ts";
 
 /** Size of a record on the wire, in bytes. */
 export const recordBytes = 64;
@@ -29,7 +30,7 @@ export const recordVersion = 1;
 /** Bytes covered by `recordCrc` (offsets 0..55, everything before it). */
 export const recordCrcCoveredBytes = 56;
 /** Alignment of `dataOffset` and `dataLength`, in bytes. */
-export const dataAlignBytes = 4096;
+export const dataAlignBytes: number = blockBytes;
 /** Largest `dataLength` the protocol allows: 16 MiB. */
 export const dataLengthMax = 16 * 1024 * 1024;
 
@@ -126,7 +127,7 @@ export function recordLimits(options: { maxDataLength?: number } = {}): RecordLi
     maxDataLength > dataLengthMax || maxDataLength % dataAlignBytes !== 0
   ) {
     throw new RangeError(
-      `Cannot limit record data to ${maxDataLength} bytes: pass a multiple of 4096 from 4096 ` +
+      `Cannot limit record data to ${maxDataLength} bytes: pass a multiple of ${blockBytes} from ${blockBytes} ` +
         `to ${dataLengthMax} (16 MiB)`,
     );
   }

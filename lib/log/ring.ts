@@ -22,6 +22,7 @@
 
 import { InvariantError } from "../assert.ts";
 import { dataAlignBytes, dataLengthMax, recordBytes } from "./record.ts";
+import { blockBytes } from "../block.ts";
 
 /** Smallest data ring, in bytes (64 KiB). */
 export const ringBytesMin = 64 * 1024;
@@ -37,7 +38,7 @@ export function checkRingBytes(ringBytes: number): void {
     ringBytes < ringBytesMin || ringBytes > ringBytesMax
   ) {
     throw new RangeError(
-      `Cannot use a data ring of ${ringBytes} bytes: pass a multiple of 4096 from ` +
+      `Cannot use a data ring of ${ringBytes} bytes: pass a multiple of ${blockBytes} from ` +
         `${ringBytesMin} (64 KiB) to ${ringBytesMax} (1 GiB)`,
     );
   }
@@ -62,7 +63,7 @@ export function checkLogLength(length: number, ringBytes: number): void {
   ) {
     throw new RangeError(
       `Cannot place a log of ${length} bytes in a ${ringBytes}-byte ring: pass a multiple of ` +
-        `4096 from 4096 to ${limit} (half the ring, 16 MiB at most), or enlarge the ring`,
+        `${blockBytes} from ${blockBytes} to ${limit} (half the ring, 16 MiB at most), or enlarge the ring`,
     );
   }
 }
@@ -144,7 +145,9 @@ export class RingCursor {
     checkRingBytes(options.ringBytes);
     const startPos = options.startPos ?? 0;
     if (!Number.isSafeInteger(startPos) || startPos < 0 || startPos % dataAlignBytes !== 0) {
-      throw new RangeError(`Cannot start a ring at position ${startPos}: pass a multiple of 4096`);
+      throw new RangeError(
+        `Cannot start a ring at position ${startPos}: pass a multiple of ${blockBytes}`,
+      );
     }
     this.ringBytes = options.ringBytes;
     this.#pos.fill(startPos);

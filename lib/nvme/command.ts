@@ -12,6 +12,7 @@
 
 import { GenericStatusCode as Sc, type NvmeStatus, nvmeStatus, statusSuccess } from "./status.ts";
 import { type Sqe, sqeNlb, sqeSlba } from "./sqe.ts";
+import { blockBytes } from "../block.ts";
 
 /** NVM Command Set I/O opcodes (NVM Command Set 1.0, "Opcodes for NVM Commands"). */
 export const NvmOpcode = {
@@ -27,7 +28,7 @@ export const namespaceId = 1;
 /** The broadcast NSID, accepted by Flush only (Identify Controller VWC bits 2:1 = 11b). */
 export const namespaceIdBroadcast = 0xffff_ffff;
 /** Bytes per logical block: LBA format 0 has LBADS = 12 and no metadata. */
-export const lbaBytes = 4096;
+export const lbaBytes = blockBytes;
 /** Largest 1's based block count one command can carry (NLB is 16 bits, 0's based). */
 export const blocksPerCommandMax = 65536;
 /** Default Maximum Data Transfer Size in bytes (Identify Controller MDTS). */
@@ -79,7 +80,7 @@ export function checkLimits(limits: CommandLimits): CommandLimits {
   const pages = mdtsBytes / lbaBytes;
   if (!Number.isInteger(pages) || pages < 1 || mdtsBytes > mdtsBytesMax || (pages & (pages - 1))) {
     throw new RangeError(
-      `Cannot use an MDTS of ${mdtsBytes} bytes: pass 4096 × a power of two, at most ${mdtsBytesMax}`,
+      `Cannot use an MDTS of ${mdtsBytes} bytes: pass ${blockBytes} × a power of two, at most ${mdtsBytesMax}`,
     );
   }
   return limits;

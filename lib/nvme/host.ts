@@ -14,6 +14,7 @@ import { Cqe, decodeCqe } from "./cqe.ts";
 import { CqConsumer, QueueFullError, SqProducer } from "./cursor.ts";
 import { encodeSqe, setSqeIo, Sqe } from "./sqe.ts";
 import type { NvmeStatus } from "./status.ts";
+import { blockBytes } from "../block.ts";
 
 /** One completion as the host reaped it (NVMe Base 2.0, "Common Completion Queue Entry"). */
 export interface NvmeCompletion {
@@ -209,7 +210,7 @@ function defaultNlb(data: Uint8Array | undefined): number {
   const blocks = data.byteLength / lbaBytes;
   if (!Number.isInteger(blocks) || blocks < 1) {
     throw new RangeError(
-      `Cannot infer NLB from a ${data.byteLength}-byte buffer: pass whole 4096-byte blocks or nlb`,
+      `Cannot infer NLB from a ${data.byteLength}-byte buffer: pass whole ${blockBytes}-byte blocks or nlb`,
     );
   }
   return blocks - 1;

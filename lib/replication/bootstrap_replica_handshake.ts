@@ -119,7 +119,11 @@ function refuseReasonOf(reason: BootstrapErrorReason): RefuseReason | null {
 }
 
 /** Sends a REFUSE if it can; a peer that is gone cannot be told more. */
-export async function tryRefuse(channel: Channel, reason: RefuseReason, text: string) {
+export async function tryRefuse(
+  channel: Channel,
+  reason: RefuseReason,
+  text: string,
+): Promise<void> {
   try {
     await channel.write({ type: "REFUSE", reason, text });
   } catch { /* the peer is gone: nothing more to tell it */ }

@@ -126,7 +126,11 @@ export async function sign(key: CryptoKey, data: BufferSource): Promise<Uint8Arr
 }
 
 /** Checks an HMAC-SHA-256 tag; `crypto.subtle.verify` compares in constant time. */
-export async function verify(key: CryptoKey, mac: Uint8Array, data: BufferSource) {
+export async function verify(
+  key: CryptoKey,
+  mac: Uint8Array,
+  data: BufferSource,
+): Promise<boolean> {
   return await crypto.subtle.verify("HMAC", key, new Uint8Array(mac), data);
 }
 

@@ -14,6 +14,7 @@
  *
  * @module
  */
+import { blockBytes } from "../block.ts";
 
 /** Body magic `0x4C525052` (bytes `R P R L`). */
 export const controlMagic = 0x4C525052;
@@ -42,7 +43,7 @@ export const logBytesMax = 16 * 1024 * 1024;
 /** Largest HELLO `depth` and WELCOME `metaSlots`. */
 export const slotsMax = 1024;
 
-const pageBytes = 4096;
+const pageBytes = blockBytes;
 const u24Max = 2 ** 24 - 1;
 const u32Max = 2 ** 32 - 1;
 

@@ -9,6 +9,7 @@ import { ackStatusName } from "../log/ack.ts";
 
 /** The replica answered a log with a non-OK status: the log is not replicated. */
 export class ReplicationError extends Error {
+  /** The error's name, for messages and `instanceof`-free checks. */
   override name = "ReplicationError";
   /** The ack status (`AckStatus`). */
   readonly status: number;
@@ -30,6 +31,7 @@ export class ReplicationError extends Error {
 
 /** The peer sent something the protocol does not allow: what came, what was expected. */
 export class ProtocolError extends Error {
+  /** The error's name, for messages and `instanceof`-free checks. */
   override name = "ProtocolError";
   /** What was received. */
   readonly received: string;
@@ -49,6 +51,7 @@ export class ProtocolError extends Error {
  * timeout, protocol violation, close): every log in flight fails with it.
  */
 export class SessionError extends Error {
+  /** The error's name, for messages and `instanceof`-free checks. */
   override name = "SessionError";
   /** Why: `completion`, `protocol`, `ack-timeout`, `peer-closed`, `device` (a verb failed), `closed`. */
   readonly reason: "completion" | "protocol" | "ack-timeout" | "peer-closed" | "device" | "closed";
@@ -62,5 +65,6 @@ export class SessionError extends Error {
 
 /** A log could not be placed in time: no room in the ring or no credit from the replica. */
 export class BackpressureError extends Error {
+  /** The error's name, for messages and `instanceof`-free checks. */
   override name = "BackpressureError";
 }

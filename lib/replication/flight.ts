@@ -12,8 +12,11 @@ export const Kind = { LOG: 0, SKIP: 1, NOP: 2, RAW: 3, RELEASE: 4 } as const;
 
 /** The result of a replicated log. */
 export interface ReplicatedLog {
+  /** Its sequence number. */
   seq: number;
+  /** The LBA it was written for. */
   lba: number;
+  /** Bytes of data. */
   length: number;
   /** Offset of the data in both rings. */
   offset: number;

@@ -37,6 +37,8 @@ import { PrimaryStats, type PrimaryStatsValue } from "./primary_stats.ts";
 import { type LogProducer, LogStream, type StreamResult } from "./primary_stream.ts";
 import { anonymousMemory, type RingMemory } from "./ring_memory.ts";
 import { Side, type SideOptions } from "./side.ts";
+import { openInOrder, openInOrderAsync } from "../dispose.ts";
+import { blockBytes } from "../block.ts";
 
 export type { ReplicatedLog } from "./flight.ts";
 export type { PlacedLog, PrimaryHooks } from "./primary_engine.ts";
@@ -247,20 +249,18 @@ export class Primary implements AsyncDisposable {
       maxLogBytes,
       depth,
     };
-    const side = Side.open(options);
-    const cleanup: (() => void)[] = [() => side.close()];
-    try {
-      const memory = options.memory ?? anonymousMemory(ringBytes);
-      if (!options.memory) cleanup.unshift(() => memory.close());
-      const ringMr = side.pd.register({
+    // Each resource goes on the stack as it is opened; if a later step fails, they close
+    // newest first and the caller sees the error that stopped the start.
+    return await openInOrderAsync(async (stack) => {
+      const side = stack.use(Side.open(options));
+      const memory = options.memory ?? stack.use(anonymousMemory(ringBytes));
+      const ringMr = stack.use(side.pd.register({
         address: memory.address,
         length: memory.length,
         owner: memory,
-      }, A.IBV_ACCESS_LOCAL_WRITE);
-      cleanup.unshift(() => ringMr.close());
+      }, A.IBV_ACCESS_LOCAL_WRITE));
       const acks = new ArrayBuffer((depth + 2) * ackBytes);
-      const acksMr = side.pd.register(acks, A.IBV_ACCESS_LOCAL_WRITE);
-      cleanup.unshift(() => acksMr.close());
+      const acksMr = stack.use(side.pd.register(acks, A.IBV_ACCESS_LOCAL_WRITE));
       const session = await openSession(side, {
         ...config,
         connectAttempts: 10,
@@ -268,7 +268,7 @@ export class Primary implements AsyncDisposable {
         log: options.log ?? ((line: string) => console.error(line)),
         onBusyRetry: options.onBusyRetry,
       });
-      cleanup.unshift(() => session.close());
+      stack.defer(() => session.close());
       const recover = options.recover;
       const startPos = recover ? recover.releasedPos : session.welcome.released;
       const nextSeq = recover
@@ -313,16 +313,7 @@ export class Primary implements AsyncDisposable {
           (recover ? `, ${recover.logs.length} logs recovered from the write cache` : ""),
       );
       return primary;
-    } catch (error) {
-      for (const step of cleanup) {
-        try {
-          step();
-        } catch {
-          // keep the first error
-        }
-      }
-      throw error;
-    }
+    });
   }
 
   /** Attaches the engine to `session` and polls its CQ. */
@@ -481,14 +472,18 @@ export class Primary implements AsyncDisposable {
     try {
       this.#side.close();
     } catch { /* as above */ }
-    this.#side = Side.open(this.#options);
-    const acks = this.#engine.acksBuffer;
-    const ringMr = this.#side.pd.register({
-      address: this.#memory.address,
-      length: this.#memory.length,
-      owner: this.#memory,
-    }, A.IBV_ACCESS_LOCAL_WRITE);
-    const acksMr = this.#side.pd.register(acks, A.IBV_ACCESS_LOCAL_WRITE);
+    // All three or none: a half-opened device would keep the next attempt from closing it.
+    const { side, ringMr, acksMr } = openInOrder((stack) => {
+      const side = stack.use(Side.open(this.#options));
+      const ringMr = stack.use(side.pd.register({
+        address: this.#memory.address,
+        length: this.#memory.length,
+        owner: this.#memory,
+      }, A.IBV_ACCESS_LOCAL_WRITE));
+      const acksMr = stack.use(side.pd.register(this.#engine.acksBuffer, A.IBV_ACCESS_LOCAL_WRITE));
+      return { side, ringMr, acksMr };
+    });
+    this.#side = side;
     this.#mrs = [acksMr, ringMr];
     this.#engine.rebind(ringMr, acksMr);
     this.#deviceLost = false;
@@ -506,11 +501,12 @@ export class Primary implements AsyncDisposable {
       (this.#closing ? new SessionError("closed", "The primary is closing") : undefined);
     if (failure) return Promise.reject(failure);
     if (
-      !Number.isInteger(length) || length < 4096 || length % 4096 !== 0 || length > this.maxLogBytes
+      !Number.isInteger(length) || length < blockBytes || length % blockBytes !== 0 ||
+      length > this.maxLogBytes
     ) {
       return Promise.reject(
         new RangeError(
-          `A log is a multiple of 4096 bytes up to ${this.maxLogBytes}, got ${length}`,
+          `A log is a multiple of ${blockBytes} bytes up to ${this.maxLogBytes}, got ${length}`,
         ),
       );
     }
@@ -655,6 +651,7 @@ export class Primary implements AsyncDisposable {
     this.#side.close();
   }
 
+  /** Same as {@linkcode Primary.close}, for `await using`. */
   async [Symbol.asyncDispose](): Promise<void> {
     await this.close();
   }

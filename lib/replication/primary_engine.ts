@@ -40,11 +40,17 @@ import { breakdown, Stamp } from "../trace/breakdown.ts";
 
 /** A placed log as the hooks see it. */
 export interface PlacedLog {
+  /** Its sequence number. */
   seq: number;
+  /** Offset of its data in the ring. */
   offset: number;
+  /** Bytes of data. */
   length: number;
+  /** The LBA it writes. */
   lba: number;
+  /** `LbaFlags` of the record. */
   lbaFlags: number;
+  /** CRC32C of its data. */
   crc: number;
 }
 

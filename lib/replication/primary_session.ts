@@ -9,6 +9,7 @@ import { recordBytes } from "../log/record.ts";
 import { type BootstrapLink, connectBootstrap } from "./bootstrap.ts";
 import type { WelcomeFields } from "./control_messages.ts";
 import type { Link, Side } from "./side.ts";
+import { openInOrderAsync } from "../dispose.ts";
 
 /** What a session is opened with. */
 export interface SessionConfig {
@@ -48,16 +49,15 @@ export const sendSignalEvery = 16;
 
 /** Opens a session on `side`: link, bootstrap, QP to RTS. Cleans up on failure. */
 export async function openSession(side: Side, config: SessionConfig): Promise<Session> {
-  // Room for the WRITE + SEND of every log in flight, plus the unsignaled chains posted
-  // since the last signaled SEND and those behind a signaled one not yet polled.
-  const link = side.openLink({
-    maxSendWr: 2 * config.depth + 4 * sendSignalEvery + 8,
-    maxRecvWr: config.depth + 2,
-    maxInlineData: recordBytes,
-  });
-  let control: BootstrapLink | undefined;
-  try {
-    control = await connectBootstrap({
+  const { link, control } = await openInOrderAsync(async (stack) => {
+    // Room for the WRITE + SEND of every log in flight, plus the unsignaled chains posted
+    // since the last signaled SEND and those behind a signaled one not yet polled.
+    const link = stack.use(side.openLink({
+      maxSendWr: 2 * config.depth + 4 * sendSignalEvery + 8,
+      maxRecvWr: config.depth + 2,
+      maxInlineData: recordBytes,
+    }));
+    const control = await connectBootstrap({
       hostname: config.host,
       port: config.port,
       secret: config.secret,
@@ -73,12 +73,10 @@ export async function openSession(side: Side, config: SessionConfig): Promise<Se
       log: config.log,
       onBusyRetry: config.onBusyRetry,
     });
+    stack.defer(() => control.close());
     link.connect(control.welcome.endpoint, 0);
-  } catch (error) {
-    control?.close();
-    link.close();
-    throw error;
-  }
+    return { link, control };
+  });
   let closed = false;
   const session: Session = {
     link,

@@ -7,25 +7,41 @@ import { LatencyRecorder, type LatencySummary } from "../bench/summary.ts";
 
 /** A snapshot of {@linkcode PrimaryStats}. */
 export interface PrimaryStatsValue {
+  /** Logs posted for the first time. */
   posted: number;
+  /** Logs acknowledged OK. */
   ackedLogs: number;
+  /** Bytes of the logs acknowledged OK. */
   ackedBytes: number;
+  /** Logs the replica refused. */
   refused: number;
+  /** Logs failed when the primary stopped (its final failure). */
   failed: number;
+  /** Logs posted again after a refusal or a new session. */
   resends: number;
+  /** SKIP records posted (holes left by failed logs). */
   skips: number;
+  /** Logs that waited for ring space or credits before being posted. */
   admissionWaits: number;
+  /** Logs that gave up waiting for ring space (BackpressureError). */
   admissionTimeouts: number;
+  /** Most bytes ever written ahead of the replica's released position. */
   maxAheadBytes: number;
+  /** Sessions that broke and were suspended. */
   suspensions: number;
   /** Resumed sessions and their fault-to-first-ack times (ms, the last 1000). */
   recoveries: number;
+  /** Fault-to-first-ack time of each resumed session, ms. */
   recoveryMs: number[];
+  /** Logs posted and not yet answered. */
   inFlight: number;
+  /** The sequence number of the next log. */
   nextSeq: number;
   /** The replica's released position (credits) and this side's write position. */
   released: number;
+  /** This side's write position in the ring. */
   writePos: number;
+  /** Since the primary started, in ms. */
   elapsedMs: number;
   /** Ops/s, MB/s and latency percentiles (µs) of the acked logs. */
   summary: LatencySummary;

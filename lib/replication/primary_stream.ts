@@ -10,6 +10,7 @@
 import { LbaFlags } from "../log/record.ts";
 import type { LogSink, ReplicatedLog } from "./flight.ts";
 import type { PrimaryEngine } from "./primary_engine.ts";
+import { blockBytes } from "../block.ts";
 
 /** Describes one log of a stream (the producer writes it; reused). */
 export interface StreamLog {
@@ -148,11 +149,11 @@ export class LogStream implements LogSink {
   #checkLog(log: StreamLog): RangeError | undefined {
     const { length, lba } = log;
     if (
-      !Number.isInteger(length) || length < 4096 || length % 4096 !== 0 ||
+      !Number.isInteger(length) || length < blockBytes || length % blockBytes !== 0 ||
       length > this.#maxLogBytes
     ) {
       return new RangeError(
-        `The producer described a ${length}-byte log: a log is a multiple of 4096 bytes up to ${this.#maxLogBytes}`,
+        `The producer described a ${length}-byte log: a log is a multiple of ${blockBytes} bytes up to ${this.#maxLogBytes}`,
       );
     }
     if (!Number.isSafeInteger(lba) || lba < 0) {

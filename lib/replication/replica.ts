@@ -28,7 +28,9 @@ import {
 } from "./replica_state.ts";
 import type { ReplicaFaults } from "./faults.ts";
 import { Side, type SideOptions } from "./side.ts";
+import { openInOrderAsync } from "../dispose.ts";
 import type { DigestValue } from "./digest.ts";
+import { blockBytes } from "../block.ts";
 
 /** Options of {@linkcode Replica.listen}. */
 export interface ReplicaOptions extends SideOptions {
@@ -68,9 +70,13 @@ export interface ReplicaOptions extends SideOptions {
 
 /** What {@linkcode Replica.stats} reports. */
 export interface ReplicaStats extends ReplicaCounters {
+  /** The sequence number the replica expects next. */
   nextSeq: number;
+  /** The ring position up to which space is released (the primary's credits). */
   released: number;
+  /** Digest of the accepted logs' bytes, in seq order. */
   digest: DigestValue;
+  /** A primary is connected. */
   sessionActive: boolean;
 }
 
@@ -93,36 +99,21 @@ export class Replica implements AsyncDisposable {
   #firstServedEnded = Promise.withResolvers<void>();
   #closed = false;
 
-  private constructor(
-    side: Side,
-    memory: RingMemory,
-    options: ReplicaOptions,
-    metaSlots: number,
-    maxLogBytes: number,
-  ) {
-    this.#side = side;
-    this.#memory = memory;
-    this.#options = options;
-    this.#metaSlots = metaSlots;
-    this.#log = options.log ?? ((line) => console.error(line));
-    this.#mr = side.pd.register(
-      { address: memory.address, length: memory.length, owner: memory },
-      A.IBV_ACCESS_LOCAL_WRITE | A.IBV_ACCESS_REMOTE_WRITE,
-    );
-    try {
-      this.#state = new ReplicaState({
-        memory,
-        mr: this.#mr,
-        maxLogBytes,
-        persist: options.persist,
-        retain: options.retain,
-        onRelease: options.onRelease,
-        resume: options.resume,
-      });
-    } catch (error) {
-      this.#mr.close();
-      throw error;
-    }
+  private constructor(o: {
+    side: Side;
+    memory: RingMemory;
+    mr: MemoryRegion;
+    state: ReplicaState;
+    options: ReplicaOptions;
+    metaSlots: number;
+  }) {
+    this.#side = o.side;
+    this.#memory = o.memory;
+    this.#mr = o.mr;
+    this.#state = o.state;
+    this.#options = o.options;
+    this.#metaSlots = o.metaSlots;
+    this.#log = o.options.log ?? ((line) => console.error(line));
   }
 
   /** Opens the device, registers the ring and starts listening for primaries. */
@@ -134,21 +125,37 @@ export class Replica implements AsyncDisposable {
     if (metaSlots > 1024) throw new RangeError(`metaSlots must be 1..1024, got ${metaSlots}`);
     const maxLogBytes = options.maxLogBytes ??
       Math.min(maxLogBytesDefault, logBytesLimit(ringBytes));
-    if (maxLogBytes % 4096 !== 0 || maxLogBytes < 4096 || maxLogBytes > logBytesLimit(ringBytes)) {
+    if (
+      maxLogBytes % blockBytes !== 0 || maxLogBytes < blockBytes ||
+      maxLogBytes > logBytesLimit(ringBytes)
+    ) {
       throw new RangeError(
-        `maxLogBytes must be a multiple of 4096 from 4096 to ${
+        `maxLogBytes must be a multiple of ${blockBytes} from ${blockBytes} to ${
           logBytesLimit(ringBytes)
         } for a ${ringBytes}-byte ring, got ${maxLogBytes}`,
       );
     }
-    const side = Side.open(options);
-    let memory: RingMemory | undefined;
-    let mr: MemoryRegion | undefined;
-    try {
-      memory = options.memory ?? anonymousMemory(ringBytes);
-      const replica = new Replica(side, memory, options, metaSlots, maxLogBytes);
-      mr = replica.#mr;
-      replica.#server = await serveBootstrap({
+    // Each step's resource goes on the stack; if a later step fails, they close newest
+    // first (the MR before the memory it covers, both before the PD) and the caller sees
+    // the error that stopped the start.
+    return await openInOrderAsync(async (stack) => {
+      const side = stack.use(Side.open(options));
+      const memory = options.memory ?? stack.use(anonymousMemory(ringBytes));
+      const mr = stack.use(side.pd.register(
+        { address: memory.address, length: memory.length, owner: memory },
+        A.IBV_ACCESS_LOCAL_WRITE | A.IBV_ACCESS_REMOTE_WRITE,
+      ));
+      const state = new ReplicaState({
+        memory,
+        mr,
+        maxLogBytes,
+        persist: options.persist,
+        retain: options.retain,
+        onRelease: options.onRelease,
+        resume: options.resume,
+      });
+      const replica = new Replica({ side, memory, mr, state, options, metaSlots });
+      const server = await serveBootstrap({
         secret: options.secret,
         hostname: options.hostname ?? "0.0.0.0",
         port: options.port,
@@ -156,6 +163,7 @@ export class Replica implements AsyncDisposable {
         accept: (hello, context) => Promise.resolve(replica.#accept(hello, context.signal)),
         onSession: (session) => replica.#serve(session),
       });
+      replica.#server = stack.use(server);
       replica.#log(
         `replica: listening on ${
           options.hostname ?? "0.0.0.0"
@@ -163,25 +171,7 @@ export class Replica implements AsyncDisposable {
           `ring ${ringBytes} B, ${metaSlots} slots`,
       );
       return replica;
-    } catch (error) {
-      // Children first (the MR before the memory it covers, both before the PD), and the
-      // first error is the one the caller sees.
-      const log = options.log ?? ((line: string) => console.error(line));
-      for (
-        const close of [
-          () => mr?.close(),
-          () => options.memory || memory?.close(),
-          () => side.close(),
-        ]
-      ) {
-        try {
-          close();
-        } catch (cleanup) {
-          log(`replica: cleanup after a failed start: ${(cleanup as Error).message}`);
-        }
-      }
-      throw error;
-    }
+    });
   }
 
   /** The TCP port the control connection listens on. */
@@ -319,6 +309,7 @@ export class Replica implements AsyncDisposable {
     this.#side.close();
   }
 
+  /** Same as {@linkcode Replica.close}, for `await using`. */
   async [Symbol.asyncDispose](): Promise<void> {
     await this.close();
   }

@@ -33,6 +33,7 @@ import { InvariantError } from "../assert.ts";
 import { type ReplicaFaults, selfKill, stallFor } from "./faults.ts";
 import { Side as TraceSide, trace } from "../trace/trace.ts";
 import { FaultCode } from "../trace/codes.ts";
+import { disposeAfter } from "../dispose.ts";
 
 /** Ack SENDs between two signaled ones (each signaled completion retires the ones before). */
 const ackSignalEvery = 16;
@@ -87,18 +88,18 @@ export class ReplicaSession {
     this.#state = state;
     this.#options = options;
     const slots = options.metaSlots;
-    this.#link = side.openLink({
-      maxSendWr: slots + 2 * ackSignalEvery,
-      maxRecvWr: slots,
-      maxInlineData: ackBytes,
-    });
     this.#slots = new ArrayBuffer(slots * recordBytes);
     this.#slotsView = new DataView(this.#slots);
+    const stack = new DisposableStack();
     try {
-      this.#slotsMr = side.pd.register(this.#slots, A.IBV_ACCESS_LOCAL_WRITE);
+      this.#link = stack.use(side.openLink({
+        maxSendWr: slots + 2 * ackSignalEvery,
+        maxRecvWr: slots,
+        maxInlineData: ackBytes,
+      }));
+      this.#slotsMr = stack.use(side.pd.register(this.#slots, A.IBV_ACCESS_LOCAL_WRITE));
     } catch (error) {
-      this.#link.close();
-      throw error;
+      throw disposeAfter(stack, error);
     }
     const acks = new ArrayBuffer(slots * ackBytes);
     this.#acks = new DataView(acks);

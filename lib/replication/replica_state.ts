@@ -16,11 +16,15 @@ import type { RingMemory } from "./ring_memory.ts";
 
 /** A log the replica has checked, handed to the persistence hook. */
 export interface AcceptedLog {
+  /** Its sequence number. */
   seq: number;
+  /** The LBA it writes. */
   lba: number;
+  /** `LbaFlags` of the record. */
   lbaFlags: number;
   /** Offset of the data in the ring. */
   offset: number;
+  /** Bytes of data. */
   length: number;
   /** CRC32C the replica computed over its own bytes. */
   crc: number;
@@ -35,11 +39,17 @@ export type PersistHook = (log: AcceptedLog) => boolean;
 
 /** Counters of one replica. */
 export interface ReplicaCounters {
+  /** Sessions served. */
   sessions: number;
+  /** Logs accepted (checked and persisted). */
   accepted: number;
+  /** Bytes of the accepted logs. */
   acceptedBytes: number;
+  /** SKIP records accepted. */
   skips: number;
+  /** NOP records received. */
   nops: number;
+  /** RELEASE records received. */
   releases: number;
   /** Logs recovered from the write cache at start. */
   recovered: number;
@@ -66,7 +76,9 @@ export interface ReplicaStateOptions {
 
 /** A replica's ring as its write cache recorded it: released through a seq and position, then logs. */
 export interface ReplicaResume {
+  /** Logs through this seq were released (de-staged). */
   releasedSeq: number;
+  /** The ring position released with them. */
   releasedPos: number;
   /** The logs (and SKIPs) after `releasedSeq`, consecutive, in seq order. */
   logs: { seq: number; offset: number; length: number; lba: number; crc: number; skip: boolean }[];

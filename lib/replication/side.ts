@@ -12,6 +12,7 @@ import { formatGid, ipv4OfGid } from "../verbs/gid.ts";
 import { ProtectionDomain } from "../verbs/pd.ts";
 import { type QpEndpoint, QueuePair } from "../verbs/qp.ts";
 import type { Resource } from "../verbs/resource.ts";
+import { openInOrder } from "../dispose.ts";
 
 /** Where a side runs and how its QP behaves toward a dead peer. */
 export interface SideOptions {
@@ -69,42 +70,34 @@ export class Side implements Disposable {
 
   /** Opens `options.device` and picks its GID; the error says how to get a RoCEv2 GID. */
   static open(options: SideOptions): Side {
-    const ctx = Context.open(options.device);
-    try {
+    return openInOrder((stack) => {
+      const ctx = stack.use(Context.open(options.device));
       const gid = pickGid(ctx, options);
       const mtu = ctx.queryPort(1).activeMtu || IBV_MTU.IBV_MTU_1024;
-      // The PD is the last thing that can fail: nothing is left to close after it.
-      return new Side(ctx, new ProtectionDomain(ctx), gid, mtu, options);
-    } catch (error) {
-      ctx.close();
-      throw error;
-    }
+      const pd = stack.use(new ProtectionDomain(ctx));
+      return new Side(ctx, pd, gid, mtu, options);
+    });
   }
 
   /** Creates a session's channel, CQ and QP. */
   openLink(caps: { maxSendWr: number; maxRecvWr: number; maxInlineData: number }): Link {
-    const made: Resource[] = [];
-    try {
-      const channel = new CompletionChannel(this.ctx);
-      made.push(channel);
-      const cq = new CompletionQueue(this.ctx, {
-        entries: caps.maxSendWr + caps.maxRecvWr + 16,
-        pollBatch: 32,
-        channel,
-      });
-      made.push(cq);
-      const qp = QueuePair.create(this.pd, { sendCq: cq, recvCq: cq, ...caps });
+    return openInOrder((stack) => {
+      const channel = stack.use(new CompletionChannel(this.ctx));
+      const cq = stack.use(
+        new CompletionQueue(this.ctx, {
+          entries: caps.maxSendWr + caps.maxRecvWr + 16,
+          pollBatch: 32,
+          channel,
+        }),
+      );
+      const qp = stack.use(QueuePair.create(this.pd, { sendCq: cq, recvCq: cq, ...caps }));
       if (qp.caps.maxInlineData < caps.maxInlineData) {
-        qp.close();
         throw new Error(
           `${this.ctx.name} grants ${qp.caps.maxInlineData} B of inline data, ${caps.maxInlineData} B are needed`,
         );
       }
       return new Link(this, channel, cq, qp);
-    } catch (error) {
-      closeAll(made);
-      throw error;
-    }
+    });
   }
 
   /** Closes the PD and the context (links and MRs first). */

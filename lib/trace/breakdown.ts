@@ -65,6 +65,7 @@ export interface BreakdownFile {
 export interface BreakdownSummary {
   /** Logs joined (stamped completely on both sides). */
   logs: number;
+  /** Each stage, in pipeline order, with its median duration in µs. */
   stages: { name: string; p50Us: number }[];
 }
 

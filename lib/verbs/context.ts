@@ -12,6 +12,7 @@ import { VerbsError } from "./errors.ts";
 import { formatGid, gidType, ipv4OfGid } from "./gid.ts";
 import { brandPointer, type ContextPtr, type DevicePtr } from "./handles.ts";
 import { Resource } from "./resource.ts";
+import { closeAfter } from "../dispose.ts";
 
 const encoder = new TextEncoder();
 const gidIndexMax = 256;
@@ -47,26 +48,41 @@ function withDeviceList<T>(fn: (devices: { name: string; ptr: DevicePtr }[]) => 
 
 /** What `ibv_query_device` reports that experiments care about. */
 export interface DeviceAttributes {
+  /** `fw_ver`. */
   firmware: string;
+  /** `node_guid`. */
   nodeGuid: bigint;
+  /** `max_mr_size`: the largest MR, in bytes. */
   maxMrSize: number;
+  /** `max_qp`. */
   maxQp: number;
+  /** `max_qp_wr`: work requests per queue. */
   maxQpWr: number;
+  /** `max_sge`: scatter/gather entries per work request. */
   maxSge: number;
+  /** `max_cq`. */
   maxCq: number;
+  /** `max_cqe`: entries per CQ. */
   maxCqe: number;
+  /** `max_mr`. */
   maxMr: number;
+  /** `max_qp_rd_atom`: outstanding RDMA READs per QP. */
   maxQpRdAtom: number;
 }
 
 /** What `ibv_query_port` reports. */
 export interface PortAttributes {
+  /** `state` (`IBV_PORT_*`). */
   state: number;
   /** `ACTIVE`, `DOWN`, ... */
   stateName: string;
+  /** `max_mtu` (`IBV_MTU_*`). */
   maxMtu: number;
+  /** `active_mtu` (`IBV_MTU_*`). */
   activeMtu: number;
+  /** `gid_tbl_len`. */
   gidTableLength: number;
+  /** `link_layer` (`IBV_LINK_LAYER_*`). */
   linkLayer: number;
   /** `Ethernet` (RoCE) or `InfiniBand`. */
   linkLayerName: string;
@@ -74,7 +90,9 @@ export interface PortAttributes {
 
 /** A GID table entry usable for RoCEv2 over IPv4. */
 export interface RoceGid {
+  /** Its index in the port's GID table. */
   index: number;
+  /** The 16 bytes. */
   gid: Uint8Array;
   /** The IPv4 address inside the GID. */
   address: string;
@@ -114,12 +132,16 @@ export class Context extends Resource {
       if (!value) throw new Error(`${name}: ibv_context.${path} is NULL`);
       return value;
     };
-    this.ops = {
-      postSend: fn("ops.post_send"),
-      postRecv: fn("ops.post_recv"),
-      pollCq: fn("ops.poll_cq"),
-      reqNotifyCq: fn("ops.req_notify_cq"),
-    };
+    try {
+      this.ops = {
+        postSend: fn("ops.post_send"),
+        postRecv: fn("ops.post_recv"),
+        pollCq: fn("ops.poll_cq"),
+        reqNotifyCq: fn("ops.req_notify_cq"),
+      };
+    } catch (error) {
+      throw closeAfter(this, error); // the device is open: close it again
+    }
   }
 
   /** Opens device `name`; the error lists the devices that exist. */
@@ -248,6 +270,7 @@ export class Context extends Resource {
     return out;
   }
 
+  /** Calls the destroy verb (see {@linkcode Resource.close}). */
   protected destroy(): void {
     callDestroy("ibv_close_device", () => this.name, () => verbs().ibv_close_device(this.#ptr));
   }

@@ -19,6 +19,7 @@ import { CompletionError, ResourceError, verbsError } from "./errors.ts";
 import { addressOf, brandPointer, type ChannelPtr, type CqPtr } from "./handles.ts";
 import { armed, HOT, injectedHotErrno } from "./inject.ts";
 import { Resource } from "./resource.ts";
+import { closeAfter } from "../dispose.ts";
 
 /** Largest CQ this layer creates. */
 export const cqEntriesMax = 65536;
@@ -66,7 +67,8 @@ export class CompletionChannel extends Resource {
     this.fd = ibvCompChannel.field("fd").read(this.#ptr);
     const flags = libc.symbols.fcntl(this.fd, F_GETFL, 0);
     if (flags < 0 || libc.symbols.fcntl(this.fd, F_SETFL, flags | O_NONBLOCK) < 0) {
-      throw verbsError("fcntl", errno(), `O_NONBLOCK on completion channel fd ${this.fd}`);
+      const error = verbsError("fcntl", errno(), `O_NONBLOCK on completion channel fd ${this.fd}`);
+      throw closeAfter(this, error);
     }
     this.#pollFd.setInt32(0, this.fd, true);
     this.#pollFd.setInt16(4, POLLIN, true);
@@ -117,6 +119,7 @@ export class CompletionChannel extends Resource {
     return libc.symbols.poll_sync(this.#pollFdBytes, 1n, Math.floor(timeoutMs)) > 0;
   }
 
+  /** Calls the destroy verb (see {@linkcode Resource.close}). */
   protected destroy(): void {
     if (this.#waiting) throw new ResourceError(`Cannot close ${this.label}: a wait is in progress`);
     callDestroy(
@@ -180,12 +183,16 @@ export class CompletionQueue extends Resource {
     this.address = addressOf(this.#ptr);
     const wcBuffer = new ArrayBuffer(pollBatch * ibvWc.size);
     this.#wcView = new DataView(wcBuffer);
-    this.#poll = new PreparedCall(context.ops.pollCq, ["ptr", "i32", "ptr"]);
-    this.#poll.setPointer(0, this.address);
-    this.#poll.setI32(1, pollBatch);
-    this.#poll.setPointer(2, addressOf(Deno.UnsafePointer.of(wcBuffer)));
-    this.#notify = new PreparedCall(context.ops.reqNotifyCq, ["ptr", "i32"]);
-    this.#notify.setPointer(0, this.address);
+    try {
+      this.#poll = new PreparedCall(context.ops.pollCq, ["ptr", "i32", "ptr"]);
+      this.#poll.setPointer(0, this.address);
+      this.#poll.setI32(1, pollBatch);
+      this.#poll.setPointer(2, addressOf(Deno.UnsafePointer.of(wcBuffer)));
+      this.#notify = new PreparedCall(context.ops.reqNotifyCq, ["ptr", "i32"]);
+      this.#notify.setPointer(0, this.address);
+    } catch (error) {
+      throw closeAfter(this, error); // the CQ exists: destroy it, or its context could never close
+    }
   }
 
   /** The raw handle. */
@@ -260,11 +267,6 @@ export class CompletionQueue extends Resource {
   }
 
   /**
-   * Event mode: waits up to `timeoutMs` for a completion event on this CQ's channel and
-   * acknowledges it. The caller re-arms ({@linkcode requestNotify}) and polls. Resolves
-   * false on timeout.
-   */
-  /**
    * Like {@linkcode waitEvent}, blocking this thread in `poll(2)` for at most `timeoutMs`
    * (keep it short: the event loop waits too).
    */
@@ -280,6 +282,11 @@ export class CompletionQueue extends Resource {
     return true;
   }
 
+  /**
+   * Event mode: waits up to `timeoutMs` for a completion event on this CQ's channel and
+   * acknowledges it. The caller re-arms ({@linkcode requestNotify}) and polls. Resolves
+   * false on timeout.
+   */
   async waitEvent(timeoutMs: number): Promise<boolean> {
     const channel = this.channel;
     if (!channel) throw new ResourceError(`${this.label} has no completion channel`);
@@ -308,6 +315,7 @@ export class CompletionQueue extends Resource {
     return this.#context;
   }
 
+  /** Calls the destroy verb (see {@linkcode Resource.close}). */
   protected destroy(): void {
     callDestroy("ibv_destroy_cq", () => this.label, () => verbs().ibv_destroy_cq(this.#ptr));
   }

@@ -10,6 +10,7 @@ import { strerror } from "../../ffi/libc.ts";
 
 /** A verb failed: names the verb, the errno (name and text) and the arguments that matter. */
 export class VerbsError extends Error {
+  /** The error's name, for messages and `instanceof`-free checks. */
   override name = "VerbsError";
   /** The verb, e.g. `ibv_reg_mr`. */
   readonly verb: string;
@@ -30,6 +31,7 @@ export class VerbsError extends Error {
 
 /** The kernel or device does not support this verb or capability (`EOPNOTSUPP`). */
 export class UnsupportedError extends VerbsError {
+  /** The error's name, for messages and `instanceof`-free checks. */
   override name = "UnsupportedError";
 }
 
@@ -42,6 +44,7 @@ export function verbsError(verb: string, errno: number, detail = ""): VerbsError
 
 /** A work completion with a status other than `IBV_WC_SUCCESS`. */
 export class CompletionError extends Error {
+  /** The error's name, for messages and `instanceof`-free checks. */
   override name = "CompletionError";
   /** `enum ibv_wc_status` value. */
   readonly status: number;
@@ -74,6 +77,7 @@ export class CompletionError extends Error {
 
 /** Use of a verbs object after `close()`, or closing a parent with live children. */
 export class ResourceError extends Error {
+  /** The error's name, for messages and `instanceof`-free checks. */
   override name = "ResourceError";
 }
 

@@ -4,7 +4,8 @@
  * @module
  */
 
-declare const brand: unique symbol;
+/** The brand's key: a type-level symbol that exists in no running program. */
+export declare const brand: unique symbol;
 
 /** A pointer to a C object of kind `K`. */
 export type Handle<K extends string> = Deno.PointerObject & { readonly [brand]: K };

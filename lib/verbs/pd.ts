@@ -54,6 +54,7 @@ export class ProtectionDomain extends Resource {
     return new MemoryRegion(this, target, access);
   }
 
+  /** Calls the destroy verb (see {@linkcode Resource.close}). */
   protected destroy(): void {
     callDestroy("ibv_dealloc_pd", () => this.label, () => verbs().ibv_dealloc_pd(this.#ptr));
   }
@@ -116,6 +117,7 @@ export class MemoryRegion extends Resource {
     return this.#owner;
   }
 
+  /** Calls the destroy verb (see {@linkcode Resource.close}). */
   protected destroy(): void {
     callDestroy("ibv_dereg_mr", () => this.label, () => verbs().ibv_dereg_mr(this.#ptr));
   }

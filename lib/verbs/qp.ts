@@ -23,6 +23,7 @@ import { formatGid, ipv4OfGid } from "./gid.ts";
 import { addressOf, brandPointer, type QpPtr } from "./handles.ts";
 import type { ProtectionDomain } from "./pd.ts";
 import { Resource } from "./resource.ts";
+import { closeAfter } from "../dispose.ts";
 import { RecvChain, SendChain } from "./work_requests.ts";
 
 /** What a peer needs to connect to this QP (exchanged out of band). */
@@ -39,7 +40,9 @@ export interface QpEndpoint {
 
 /** Options of {@linkcode QueuePair.create}. */
 export interface QpOptions {
+  /** CQ of the send queue's completions. */
   sendCq: CompletionQueue;
+  /** CQ of the receive queue's completions. */
   recvCq: CompletionQueue;
   /** Send queue depth (work requests). */
   maxSendWr: number;
@@ -135,6 +138,7 @@ export class QueuePair extends Resource {
     this.#device = device;
     this.#ptr = brandPointer(ptr);
     this.qpn = ibvQp.field("qp_num").read(ptr);
+    this.label = `QP ${this.qpn} on ${this.#device}`;
     this.psn = crypto.getRandomValues(new Uint32Array(1))[0] & 0xffffff;
     const get = (path: Parameters<typeof ibvQpInitAttr.field>[0]) =>
       ibvQpInitAttr.field(path).get(view);
@@ -143,19 +147,22 @@ export class QueuePair extends Resource {
       maxRecvWr: get("cap.max_recv_wr"),
       maxInlineData: get("cap.max_inline_data"),
     };
-    this.label = `QP ${this.qpn} on ${this.#device}`;
-    this.sendChain = new SendChain(Math.min(options.chainMax ?? maxSendWr, maxSendWr));
-    this.recvChain = new RecvChain(Math.min(options.chainMax ?? maxRecvWr, maxRecvWr));
-    const badWrAddress = addressOf(Deno.UnsafePointer.of(this.#badWr));
-    const context = pd.context;
-    this.#postSend = new PreparedCall(context.ops.postSend, ["ptr", "ptr", "ptr"]);
-    this.#postSend.setPointer(0, addressOf(ptr));
-    this.#postSend.setPointer(1, this.sendChain.headAddress);
-    this.#postSend.setPointer(2, badWrAddress);
-    this.#postRecv = new PreparedCall(context.ops.postRecv, ["ptr", "ptr", "ptr"]);
-    this.#postRecv.setPointer(0, addressOf(ptr));
-    this.#postRecv.setPointer(1, this.recvChain.headAddress);
-    this.#postRecv.setPointer(2, badWrAddress + 8);
+    try {
+      this.sendChain = new SendChain(Math.min(options.chainMax ?? maxSendWr, maxSendWr));
+      this.recvChain = new RecvChain(Math.min(options.chainMax ?? maxRecvWr, maxRecvWr));
+      const badWrAddress = addressOf(Deno.UnsafePointer.of(this.#badWr));
+      const context = pd.context;
+      this.#postSend = new PreparedCall(context.ops.postSend, ["ptr", "ptr", "ptr"]);
+      this.#postSend.setPointer(0, addressOf(ptr));
+      this.#postSend.setPointer(1, this.sendChain.headAddress);
+      this.#postSend.setPointer(2, badWrAddress);
+      this.#postRecv = new PreparedCall(context.ops.postRecv, ["ptr", "ptr", "ptr"]);
+      this.#postRecv.setPointer(0, addressOf(ptr));
+      this.#postRecv.setPointer(1, this.recvChain.headAddress);
+      this.#postRecv.setPointer(2, badWrAddress + 8);
+    } catch (error) {
+      throw closeAfter(this, error); // the QP exists: destroy it, or its PD could never close
+    }
   }
 
   /** `ibv_create_qp(3)`: an RC QP on `pd`. */
@@ -326,6 +333,7 @@ export class QueuePair extends Resource {
       : `${this.label}, ${what} ${bad} of ${chain.length}`;
   }
 
+  /** Calls the destroy verb (see {@linkcode Resource.close}). */
   protected destroy(): void {
     callDestroy("ibv_destroy_qp", () => this.label, () => verbs().ibv_destroy_qp(this.#ptr));
   }

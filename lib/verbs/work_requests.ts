@@ -18,13 +18,17 @@ export const chainLengthMax = 1024;
  * {@linkcode SendChain.add}. `opcode` is an `IBV_WR_*`, `flags` `IBV_SEND_*`.
  */
 export interface SendDescriptor {
+  /** Caller's id, returned in the completion (`wr_id`). */
   wrId: number;
+  /** `IBV_WR_*`. */
   opcode: number;
+  /** `IBV_SEND_*`. */
   flags: number;
   /** Local address (registered, or any memory for an inline send). */
   addr: number;
   /** Bytes; 0 posts no SGE. */
   length: number;
+  /** Local key of the MR holding `addr`. */
   lkey: number;
   /** Remote address for RDMA WRITE/READ. */
   remoteAddr: number;
@@ -36,9 +40,13 @@ export interface SendDescriptor {
 
 /** One receive work request, reused by the caller. */
 export interface RecvDescriptor {
+  /** Caller's id, returned in the completion (`wr_id`). */
   wrId: number;
+  /** Local address the received bytes go to (registered). */
   addr: number;
+  /** Bytes the buffer holds; 0 posts no SGE. */
   length: number;
+  /** Local key of the MR holding `addr`. */
   lkey: number;
 }
 
@@ -120,9 +128,10 @@ function badRecv(d: RecvDescriptor): never {
 }
 
 /** Slots for up to `capacity` chained work requests of one kind, in one ArrayBuffer. */
-abstract class Chain {
+export abstract class Chain {
   /** The slots as 32-bit words (work requests first, then one SGE per slot). */
   protected readonly words: Int32Array;
+  /** Address of the slots' buffer. */
   protected readonly base: number;
   /** Word index of slot 0's SGE. */
   protected readonly sgeWord: number;
@@ -137,6 +146,10 @@ abstract class Chain {
   /** Slots available. */
   readonly capacity: number;
 
+  /**
+   * Allocates `capacity` slots of `wrBytes` each (a work request whose `next` pointer is at
+   * `nextOffset`) followed by one SGE per slot.
+   */
   protected constructor(capacity: number, readonly wrBytes: number, nextOffset: number) {
     if (!Number.isInteger(capacity) || capacity < 1 || capacity > chainLengthMax) {
       throw new RangeError(`A work-request chain holds 1..${chainLengthMax}, got ${capacity}`);

@@ -10,7 +10,7 @@ import {
   runScenario,
   type RunSummary,
   type ScenarioConfig,
-} from "../../mod.ts";
+} from "../../lab.ts";
 import { readTraceFile } from "../../lib/trace/trace_file.ts";
 import { longOnly } from "./support/long.ts";
 

@@ -15,6 +15,9 @@ import { ResourceError, VerbsError } from "../../lib/verbs/errors.ts";
 import { ProtectionDomain } from "../../lib/verbs/pd.ts";
 import { QueuePair } from "../../lib/verbs/qp.ts";
 import { liveResourceLabels } from "../../lib/verbs/resource.ts";
+import { BootstrapError } from "../../lib/replication/bootstrap.ts";
+import { Replica } from "../../lib/replication/replica.ts";
+import type { WithSuppressed } from "../../lib/dispose.ts";
 import { sendDescriptor } from "../../lib/verbs/work_requests.ts";
 import { labTopology, openPair, pollUntil } from "./support/verbs_pair.ts";
 
@@ -133,6 +136,37 @@ Deno.test("resources: parents refuse to close before children, close is idempote
   ctx.close();
   assert.throws(() => ctx.queryPort(1), ResourceError);
   assert.equal(liveResourceLabels().length, before, "nothing leaked");
+});
+
+Deno.test("Replica.listen failing after it registered its ring rethrows that error and closes the MR, ring, PD and context", async () => {
+  const before = liveResourceLabels();
+  using taken = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const error = await Replica.listen({
+    device,
+    hostname: "127.0.0.1",
+    port: taken.addr.port,
+    secret: "0123456789abcdef",
+    ringBytes: 64 * 1024,
+    log: () => {},
+  }).then((replica) => replica.close(), (e: unknown) => e);
+  // The bind error itself, not "close its children first" from the cleanup.
+  assert.ok(
+    error instanceof BootstrapError && /Address already in use/.test(error.message),
+    `expected the bind error, got ${error}`,
+  );
+  assert.equal((error as WithSuppressed).suppressed, undefined, "a close failed in the cleanup");
+  assert.deepEqual(liveResourceLabels(), before, "nothing of the replica left open");
+});
+
+Deno.test("a QP whose setup fails after ibv_create_qp is destroyed, so its PD and CQ close", () => {
+  using ctx = Context.open(device);
+  using pd = new ProtectionDomain(ctx);
+  using cq = new CompletionQueue(ctx, { entries: 16 });
+  assert.throws(
+    () => QueuePair.create(pd, { sendCq: cq, recvCq: cq, maxSendWr: 4, maxRecvWr: 4, chainMax: 0 }),
+    (e: unknown) => e instanceof RangeError && /chain holds/.test(e.message),
+  );
+  // `using` closes cq, pd and ctx at the end: each would throw were the QP still alive.
 });
 
 // A capability rxe may lack: on-demand paging. Probed once, in a child process (a broken

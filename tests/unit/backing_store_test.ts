@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
-import { BackingStore, blockBytes } from "../../lib/cache/backing_store.ts";
+import { BackingStore } from "../../lib/cache/backing_store.ts";
+import { blockBytes } from "../../lib/block.ts";
 import { WriteCache } from "../../lib/cache/write_cache.ts";
 import { Prng } from "../../lib/prng.ts";
 import { propertySeed } from "../../lib/testing/property.ts";

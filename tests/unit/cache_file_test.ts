@@ -21,6 +21,7 @@ import {
 import { libc, O_CLOEXEC, O_RDWR } from "../../ffi/libc.ts";
 import type { Prng } from "../../lib/prng.ts";
 import { forAllSeeds } from "../../lib/testing/property.ts";
+import { blockBytes } from "../../lib/block.ts";
 
 const KiB = 1024;
 
@@ -31,7 +32,7 @@ function randomHeader(prng: Prng): CacheHeader {
     generation: prng.int(1, Number.MAX_SAFE_INTEGER),
     updateCount: prng.int(1, Number.MAX_SAFE_INTEGER),
     destagedSeq: prng.int(0, 2 ** 40),
-    releasedPos: prng.int(0, 2 ** 40) * 4096,
+    releasedPos: prng.int(0, 2 ** 40) * blockBytes,
     nextSeq: prng.int(1, Number.MAX_SAFE_INTEGER),
   };
 }
@@ -43,7 +44,7 @@ function page(): DataView {
 Deno.test("cache geometry puts the data ring page-aligned after the metadata ring", async (t) => {
   const cases: [number, number][] = [[1, 8192], [64, 8192], [65, 12288], [
     65_536,
-    4096 + (4 << 20),
+    blockBytes + (4 << 20),
   ]];
   for (const [metaSlots, dataOffset] of cases) {
     await t.step(`${metaSlots} slots`, () => {
@@ -51,7 +52,7 @@ Deno.test("cache geometry puts the data ring page-aligned after the metadata rin
       assert.deepEqual(g, {
         dataBytes: 64 * KiB,
         metaSlots,
-        metaOffset: 4096,
+        metaOffset: blockBytes,
         dataOffset,
         fileBytes: dataOffset + 64 * KiB,
       });
@@ -86,7 +87,7 @@ Deno.test("header copies round-trip and sit where docs/protocol.md says", async 
     assert.equal(view.getUint8(6), 2);
     assert.equal(view.getUint32(8, true), 16);
     assert.equal(view.getUint32(16, true), 64 * KiB);
-    assert.equal(view.getUint32(24, true), 4096);
+    assert.equal(view.getUint32(24, true), blockBytes);
     assert.equal(view.getUint32(32, true), 8192);
     assert.equal(view.getUint32(40, true), 8192 + 64 * KiB);
     assert.equal(view.getUint32(64, true), 7);
@@ -130,7 +131,7 @@ Deno.test("a header page yields its newest valid copy or a typed refusal", async
     assert.equal(decodeHeaderCopy(view, 0).reason, HeaderReason.BAD_CRC);
     const read = decodeHeaderPage(view);
     assert.ok(!read.ok && read.reason === "TORN_HEADER");
-    encodeHeader(view, 0, { ...base, dataOffset: 4096 }); // sealed, but inconsistent
+    encodeHeader(view, 0, { ...base, dataOffset: blockBytes }); // sealed, but inconsistent
     assert.equal(decodeHeaderCopy(view, 0).reason, HeaderReason.BAD_FIELD);
   });
   await t.step("role, geometry and size are checked with messages saying what to do", () => {
@@ -149,7 +150,7 @@ Deno.test("a header page yields its newest valid copy or a typed refusal", async
       { reason: "GEOMETRY", message: /metaSlots 16 asked, 8 in the file.*overwrite: true/ },
     );
     assert.throws(
-      () => checkHeader(path, base, { role: "primary", fileBytes: fileBytes + 4096 }),
+      () => checkHeader(path, base, { role: "primary", fileBytes: fileBytes + blockBytes }),
       { reason: "SIZE", message: /truncated or extended/ },
     );
     checkHeader(path, base, { role: "primary", dataBytes: 64 * KiB, metaSlots: 8, fileBytes });

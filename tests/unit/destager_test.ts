@@ -4,9 +4,10 @@ import { BackingStoreError } from "../../lib/cache/backing_store_error.ts";
 import { BlockIndex } from "../../lib/cache/block_index.ts";
 import { Destager, type ReleasingPrimary } from "../../lib/cache/destager.ts";
 import { WriteCache } from "../../lib/cache/write_cache.ts";
+import { blockBytes } from "../../lib/block.ts";
 
 const blocks = 128;
-const dataBytes = blocks * 4096;
+const dataBytes = blocks * blockBytes;
 
 function sh(cmd: string, args: string[]): void {
   const out = new Deno.Command(cmd, { args, stdout: "null", stderr: "piped" }).outputSync();
@@ -26,7 +27,7 @@ function releasingPrimary(): ReleasingPrimary & { released: number[] } {
     released,
     release: (seq) => void released.push(seq),
     get ringReleasedPos() {
-      return (released.at(-1) ?? 0) * 4096;
+      return (released.at(-1) ?? 0) * blockBytes;
     },
     stats: () => ({ nextSeq: 100 }),
   };
@@ -34,8 +35,8 @@ function releasingPrimary(): ReleasingPrimary & { released: number[] } {
 
 /** Log `seq` (one block at `lba`) in the ring at (seq - 1) × 4096, bytes = seq. */
 function putLog(cache: WriteCache, index: BlockIndex, seq: number, lba: number) {
-  const offset = (seq - 1) * 4096;
-  cache.data.bytes.fill(seq, offset, offset + 4096);
+  const offset = (seq - 1) * blockBytes;
+  cache.data.bytes.fill(seq, offset, offset + blockBytes);
   index.update(lba, 1, seq, offset);
   return { seq, lba, blocks: 1, offset, hole: false };
 }
@@ -54,7 +55,7 @@ Deno.test({
       // Sparse (larger than the file system), so blocks are allocated by the writes.
       const backingPath = `${mountDir}/backing.img`;
       Deno.writeFileSync(backingPath, new Uint8Array());
-      Deno.truncateSync(backingPath, blocks * 4096);
+      Deno.truncateSync(backingPath, blocks * blockBytes);
       const cachePath = `${dir}/primary.cache`;
       let cache = WriteCache.create({
         path: cachePath,
@@ -102,9 +103,13 @@ Deno.test({
         assert.equal(destager.stats.pending, 72, "the failed batch is still queued");
         assert.equal(cache.header.destagedSeq, 8);
         assert.deepEqual(primary.released, [8]);
-        assert.equal(cache.header.releasedPos, 8 * 4096);
+        assert.equal(cache.header.releasedPos, 8 * blockBytes);
         for (let lba = 8; lba < 80; lba++) {
-          assert.equal(index.offsetOf(lba), lba * 4096, `LBA ${lba} is still read from the cache`);
+          assert.equal(
+            index.offsetOf(lba),
+            lba * blockBytes,
+            `LBA ${lba} is still read from the cache`,
+          );
         }
       });
 
@@ -134,7 +139,7 @@ Deno.test({
           for (let seq = 9; seq <= 81; seq++) destager.add(putLog(cache, index, seq, seq - 1));
           await destager.until(81);
           assert.equal(cache.header.destagedSeq, 81);
-          const block = new Uint8Array(4096);
+          const block = new Uint8Array(blockBytes);
           for (let lba = 0; lba < 81; lba++) {
             backing.read(lba, block);
             assert.ok(block.every((b) => b === lba + 1), `LBA ${lba} holds log ${lba + 1}`);

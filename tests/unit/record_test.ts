@@ -18,12 +18,13 @@ import {
 } from "../../lib/log/record.ts";
 import type { Prng } from "../../lib/prng.ts";
 import { forAllSeeds } from "../../lib/testing/property.ts";
+import { blockBytes } from "../../lib/block.ts";
 
 /** A random record that the spec accepts: a data log, a SKIP or a NOP. */
 function validRecord(prng: Prng): LogRecord {
   const record = emptyRecord();
   const kind = prng.int(0, 9);
-  record.dataOffset = prng.int(0, 2 ** 18) * 4096;
+  record.dataOffset = prng.int(0, 2 ** 18) * blockBytes;
   record.lba = prng.chance(0.1) ? Number.MAX_SAFE_INTEGER : prng.int(0, 2 ** 40);
   record.lbaFlags = prng.chance(0.3) ? LbaFlags.FUA : 0;
   record.timestampNs = prng.int(0, Number.MAX_SAFE_INTEGER);
@@ -33,7 +34,7 @@ function validRecord(prng: Prng): LogRecord {
   }
   record.flags = kind === 1 ? RecordFlags.SKIP : 0;
   record.seq = prng.chance(0.1) ? Number.MAX_SAFE_INTEGER : prng.int(1, 2 ** 32);
-  record.dataLength = prng.int(1, dataLengthMax / 4096) * 4096;
+  record.dataLength = prng.int(1, dataLengthMax / blockBytes) * blockBytes;
   record.dataCrc = kind === 1 ? 0 : prng.u32();
   return record;
 }

@@ -10,6 +10,7 @@ import { emptyRecord, RecordFlags } from "../../lib/log/record.ts";
 import { AckStatus } from "../../lib/log/ack.ts";
 import { ReplicaState } from "../../lib/replication/replica_state.ts";
 import type { MemoryRegion } from "../../lib/verbs/pd.ts";
+import { blockBytes } from "../../lib/block.ts";
 
 const ringBytes = 64 * 1024;
 
@@ -29,17 +30,17 @@ Deno.test("logs accepted after a SKIP are persisted as logs and survive a restar
       });
       const bytes = hooks.cache.data.bytes;
       const send = (seq: number, flags: number) => {
-        const offset = (seq - 1) * 4096;
-        bytes.fill(seq, offset, offset + 4096);
+        const offset = (seq - 1) * blockBytes;
+        bytes.fill(seq, offset, offset + blockBytes);
         const dataCrc = flags === RecordFlags.SKIP
           ? 0
-          : crc32c(bytes.subarray(offset, offset + 4096));
+          : crc32c(bytes.subarray(offset, offset + blockBytes));
         return state.check({
           ...emptyRecord(),
           flags,
           seq,
           dataOffset: offset,
-          dataLength: 4096,
+          dataLength: blockBytes,
           dataCrc,
           lba: seq,
         });

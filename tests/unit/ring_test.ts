@@ -13,10 +13,11 @@ import {
   RingCursor,
 } from "../../lib/log/ring.ts";
 import { forAllSeeds } from "../../lib/testing/property.ts";
+import { blockBytes } from "../../lib/block.ts";
 
 const KiB = 1024;
 const MiB = 1024 * KiB;
-const page = 4096;
+const page = blockBytes;
 
 Deno.test("placement puts a log at the write position unless it would straddle", async (t) => {
   const ring = 64 * KiB;

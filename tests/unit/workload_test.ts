@@ -9,6 +9,7 @@ import {
   WorkloadPlan,
 } from "../../lib/bench/workload.ts";
 import { forAllSeeds } from "../../lib/testing/property.ts";
+import { blockBytes } from "../../lib/block.ts";
 
 const KiB = 1024;
 const MiB = 1024 * KiB;
@@ -146,10 +147,10 @@ Deno.test("sequential LBAs advance by the op's blocks and wrap", () => {
   let expected = 0;
   for (let i = 0; i < 100; i++) {
     p.next(op);
-    if (expected + op.bytes / 4096 > 5) expected = 0;
+    if (expected + op.bytes / blockBytes > 5) expected = 0;
     assert.equal(op.lba, expected, `op ${i}`);
     assert.equal(op.seq, i);
-    expected += op.bytes / 4096;
+    expected += op.bytes / blockBytes;
   }
 });
 
@@ -162,7 +163,7 @@ Deno.test("every pattern keeps writes inside the LBA space", () => {
     const op = plannedOp();
     for (let i = 0; i < 2000; i++) {
       p.next(op);
-      const end = op.lba + op.bytes / 4096;
+      const end = op.lba + op.bytes / blockBytes;
       if (!Number.isInteger(op.lba) || op.lba < 0 || end > space) {
         throw new Error(`${pattern}, space ${space}: op ${i} at ${op.lba} + ${op.bytes} B`);
       }
@@ -204,8 +205,8 @@ Deno.test("a fill verifies, and any flipped byte or wrong seq/lba is detected", 
   filler.fill(bytes, offset, length, 1234, 5678);
   await t.step("round trip", () => assert.ok(filler.verifyFill(bytes, offset, length, 1234, 5678)));
   await t.step("stamp of each block", () => {
-    for (let k = 0; k < length / 4096; k++) {
-      const view = new DataView(bytes.buffer, offset + k * 4096, 16);
+    for (let k = 0; k < length / blockBytes; k++) {
+      const view = new DataView(bytes.buffer, offset + k * blockBytes, 16);
       assert.equal(view.getUint32(0, true) + view.getUint16(4, true) * 2 ** 32, 1234);
       assert.equal(view.getUint32(6, true) + view.getUint16(10, true) * 2 ** 32, 5678 + k);
       assert.equal(view.getUint32(12, true), k);
@@ -213,7 +214,7 @@ Deno.test("a fill verifies, and any flipped byte or wrong seq/lba is detected", 
   });
   await t.step("readStamp reads each block's stamp back", () => {
     const out = { seq: 0, lba: 0, block: 0 };
-    assert.equal(readStamp(bytes, offset + 3 * 4096, out), out);
+    assert.equal(readStamp(bytes, offset + 3 * blockBytes, out), out);
     assert.deepEqual(out, { seq: 1234, lba: 5681, block: 3 });
     assert.throws(() => readStamp(bytes, bytes.length - 8), /Cannot read a stamp at/);
   });

@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { headerCopyOffsets } from "../../lib/cache/cache_file.ts";
 import { WriteCache } from "../../lib/cache/write_cache.ts";
+import { blockBytes } from "../../lib/block.ts";
 import { crc32c } from "../../lib/log/crc32c.ts";
 import { emptyRecord, type LogRecord, RecordFlags } from "../../lib/log/record.ts";
 import { Prng } from "../../lib/prng.ts";
@@ -23,12 +24,20 @@ function testDirs(): string[] {
 
 /** Writes seq's data (4096 bytes at a ring offset derived from seq) and its record. */
 function putLog(cache: WriteCache, seq: number, prng: Prng, flags = 0): LogRecord {
-  const dataOffset = ((seq - 1) * 4096) % cache.data.length;
-  const bytes = cache.data.bytes.subarray(dataOffset, dataOffset + 4096);
+  const dataOffset = ((seq - 1) * blockBytes) % cache.data.length;
+  const bytes = cache.data.bytes.subarray(dataOffset, dataOffset + blockBytes);
   prng.fill(bytes);
   const dataCrc = flags === RecordFlags.SKIP ? 0 : crc32c(bytes);
-  const record = { ...emptyRecord(), flags, seq, dataOffset, dataLength: 4096, dataCrc, lba: seq };
-  cache.persistData(dataOffset, 4096);
+  const record = {
+    ...emptyRecord(),
+    flags,
+    seq,
+    dataOffset,
+    dataLength: blockBytes,
+    dataCrc,
+    lba: seq,
+  };
+  cache.persistData(dataOffset, blockBytes);
   cache.writeRecord(seq, record);
   cache.persistRecord(seq);
   return record;
@@ -51,7 +60,7 @@ Deno.test("write cache files are created, reopened and refused with typed reason
       using cache = WriteCache.create({ path, dataBytes, metaSlots, role: "replica" });
       assert.equal(cache.header.generation, 1);
       assert.equal(cache.data.length, dataBytes);
-      assert.equal(cache.data.address % 4096, 0);
+      assert.equal(cache.data.address % blockBytes, 0);
       assert.equal(cache.metaView.byteLength, metaSlots * 64);
       assert.equal(cache.mapSync, false);
       assert.equal(Deno.statSync(path).size, 8192 + dataBytes);
@@ -126,7 +135,7 @@ Deno.test("records and header fields persist; scan trusts only whole logs", asyn
         using cache = create(path, "primary");
         for (let seq = 1; seq <= 5; seq++) written.push(putLog(cache, seq, prng));
         written.push(putLog(cache, 6, prng, RecordFlags.SKIP));
-        cache.persistHeader({ nextSeq: 7, releasedPos: 4096 });
+        cache.persistHeader({ nextSeq: 7, releasedPos: blockBytes });
       }
       using cache = WriteCache.open({ path, role: "primary" });
       assert.equal(cache.header.nextSeq, 7);
@@ -140,7 +149,7 @@ Deno.test("records and header fields persist; scan trusts only whole logs", asyn
     });
     await t.step(`${dir}: torn data, a torn record and a misplaced record are refused`, () => {
       using cache = WriteCache.open({ path, role: "primary" });
-      cache.data.bytes[2 * 4096 + 100] ^= 1; // seq 3's data changed after its record
+      cache.data.bytes[2 * blockBytes + 100] ^= 1; // seq 3's data changed after its record
       cache.metaView.setUint8(cache.slotOffset(5) + 30, 0xee); // seq 5's record CRC broken
       new Uint8Array(cache.metaView.buffer).copyWithin(7 * 64, 1 * 64, 2 * 64); // seq 1 in slot 7
       const scan = cache.scan();
@@ -170,14 +179,14 @@ Deno.test("records and header fields persist; scan trusts only whole logs", asyn
     });
     await t.step(`${dir}: bad records and ranges are refused before they touch the file`, () => {
       using cache = create(path, "primary");
-      const record = { ...emptyRecord(), seq: 2, dataOffset: 0, dataLength: 4096 };
+      const record = { ...emptyRecord(), seq: 2, dataOffset: 0, dataLength: blockBytes };
       assert.throws(() => cache.writeRecord(1, record), /record of seq 2 as seq 1/);
       assert.throws(
         () => cache.writeRecord(2, { ...record, flags: RecordFlags.RELEASE }),
         /NOP or RELEASE/,
       );
       assert.throws(() => cache.writeRecord(2, { ...record, dataOffset: dataBytes }), /inside/);
-      assert.throws(() => cache.persistData(dataBytes - 4096, 8192), RangeError);
+      assert.throws(() => cache.persistData(dataBytes - blockBytes, 8192), RangeError);
       assert.throws(() => cache.slotOffset(0), /seq 0: pass a safe integer ≥ 1/);
       assert.equal(cache.slotOffset(metaSlots + 3), 3 * 64);
     });

@@ -106,7 +106,7 @@ export function openPair(
 }
 
 /** Connects two sides' QPs to each other. */
-export function connect(a: Side, b: Side) {
+export function connect(a: Side, b: Side): void {
   const gidA = a.ctx.queryGid(1, a.gidIndex);
   const gidB = b.ctx.queryGid(1, b.gidIndex);
   a.qp.connect(b.qp.endpoint(gidB), {
@@ -131,7 +131,7 @@ export function pollUntil(
   count: number,
   timeoutMs = 5000,
   onCompletion?: (i: number) => void,
-) {
+): number {
   let got = 0;
   const deadline = performance.now() + timeoutMs;
   while (got < count && performance.now() < deadline) {

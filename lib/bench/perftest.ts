@@ -65,6 +65,17 @@ export class BenchToolError extends Error {
   override name = "BenchToolError";
 }
 
+/**
+ * perftest reported infinite or NaN times: its clock calibration failed (seen under TCG,
+ * where it measured no CPU frequency). The run itself is fine; running it again helps.
+ */
+export class PerftestClockError extends BenchToolError {
+  override name = "PerftestClockError";
+}
+
+/** Runs of a perftest whose clock calibration failed, at most (then the error stands). */
+export const perftestAttemptsMax = 3;
+
 /** The outcome of a {@linkcode spawnBounded} process. */
 export interface BoundedOutput {
   code: number;
@@ -166,6 +177,33 @@ export async function runPerftest(
   topology: Topology,
   options: PerftestOptions,
 ): Promise<PerftestResult> {
+  for (let attempt = 1;; attempt++) {
+    try {
+      return await runPerftestOnce(topology, options);
+    } catch (error) {
+      if (!(error instanceof PerftestClockError) || attempt >= perftestAttemptsMax) throw error;
+    }
+  }
+}
+
+/**
+ * The error for a perftest report that did not decode: a {@linkcode PerftestClockError}
+ * (worth another run) when it holds infinite or NaN times, else a BenchToolError.
+ */
+export function reportError(message: string, report: string): BenchToolError {
+  if (/:\s*(-?inf|-?nan)\s*,/.test(report)) {
+    return new PerftestClockError(
+      `${message}\nperftest's clock calibration failed (infinite times); it runs ` +
+        `${perftestAttemptsMax} times at most`,
+    );
+  }
+  return new BenchToolError(message);
+}
+
+async function runPerftestOnce(
+  topology: Topology,
+  options: PerftestOptions,
+): Promise<PerftestResult> {
   const { tool, size, iterations, gidIndex = 1 } = options;
   const port = options.port ?? 18800 + (portCounter++ % 100);
   const timeoutMs = options.timeoutMs ?? perftestTimeoutMsDefault;
@@ -233,7 +271,7 @@ export async function runPerftest(
     try {
       return parsePerftestJson(tool, text);
     } catch (error) {
-      throw new BenchToolError(`${what}: ${(error as Error).message}\n${text}`);
+      throw reportError(`${what}: ${(error as Error).message}\n${text}`, text);
     }
   } finally {
     await Deno.remove(dir, { recursive: true }).catch(() => {});

@@ -8,6 +8,7 @@ import {
   parsePerftestSections,
   PerftestJsonError,
 } from "../../lib/bench/perftest_json.ts";
+import { BenchToolError, PerftestClockError, reportError } from "../../lib/bench/perftest.ts";
 
 const dir = new URL("./testdata/perftest/", import.meta.url);
 const sample = (name: string) => Deno.readTextFileSync(new URL(`${name}.out_json.txt`, dir));
@@ -117,4 +118,14 @@ Deno.test("broken structure is refused: empty, unbalanced, garbage lines", () =>
       (e: unknown) => e instanceof PerftestJsonError && message.test(e.message),
     );
   }
+});
+
+Deno.test("a report with infinite times is perftest's clock failing (run again), others are not", () => {
+  // What ib_send_lat wrote in the lab VM once (2026-12-03): every time `inf`, stdev `-nan`.
+  const clock = "results: {\nMsgSize: 64,\nn_iterations: 200,\nt_min: inf,\nt_max: inf,\n" +
+    "t_typical: inf,\nt_avg: inf,\nt_stdev: -nan,\n}";
+  assert.ok(reportError("ib_send_lat", clock) instanceof PerftestClockError);
+  const bad = "results: {\nMsgSize: 64,\nt_min: -3.5,\n}";
+  const other = reportError("ib_send_lat", bad);
+  assert.ok(other instanceof BenchToolError && !(other instanceof PerftestClockError));
 });
